@@ -1,0 +1,3 @@
+"""ampnet: neural amp and pedal captures that players can use."""
+
+__version__ = "0.1.0"

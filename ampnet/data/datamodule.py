@@ -1,0 +1,136 @@
+"""The LightningDataModule over one or more DI/amp recording pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import ConcatDataset, DataLoader
+
+from ampnet.data.audio import read_pair
+from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
+from ampnet.errors import AmpnetError
+
+DEFAULT_SPLIT = {"unit": "fraction", "train": [0.0, 0.8], "val": [0.8, 0.9], "test": [0.9, 1.0]}
+
+
+class AudioDataModule(L.LightningDataModule):
+    """Paired recordings split by time into train / val / test regions.
+
+    Give ``input`` and ``output`` for one pair, or ``pairs=[{input, output}, ...]``.
+    ``history`` (input samples before each target) comes from the model: its
+    ``receptive_field - 1`` plus any burn-in; :func:`ampnet.train.train` sets it.
+    Levels stay as recorded; ``input_gain_db`` (stored with the model) scales the DI.
+    """
+
+    def __init__(
+        self,
+        input: str | None = None,
+        output: str | None = None,
+        pairs: Sequence[Mapping] | None = None,
+        name: str = "data",
+        split: Mapping | None = None,
+        segment_length: int = 8192,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        channel: int | str | None = None,
+        input_gain_db: float = 0.0,
+        history: int = 0,
+    ):
+        super().__init__()
+        if pairs is None:
+            pairs = [{"input": input, "output": output}]
+        elif input is not None or output is not None:
+            raise AmpnetError("data: give either data.input/data.output or data.pairs, not both")
+        self.pairs = [{"input": p["input"], "output": p["output"]} for p in pairs]
+        self.name = name
+        self.split = dict(split or DEFAULT_SPLIT)
+        self.segment_length = int(segment_length)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.channel = channel
+        self.input_gain_db = float(input_gain_db)
+        self.history = int(history)
+        self.sample_rate: int | None = None
+        self.regions: list[dict[str, tuple[int, int]]] = []
+        self._sets: dict[str, ConcatDataset] = {}
+
+    def _check_present(self) -> None:
+        for pair in self.pairs:
+            missing = [
+                p for p in (pair["input"], pair["output"]) if p is None or not Path(p).is_file()
+            ]
+            if missing:
+                looked = " and ".join(
+                    str(Path(p).resolve()) for p in (pair["input"], pair["output"]) if p
+                )
+                raise AmpnetError(
+                    f"recordings for data={self.name} not found (looked for {looked or 'no paths given'}); "
+                    "put the DI at the input path and the amp recording at the output path, or pass "
+                    "data.input=... data.output=...; to try ampnet without recordings use data=demo"
+                )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and check every pair once, then cut the regions into datasets."""
+        if self._sets:
+            return
+        self._check_present()
+        gain = np.float32(10.0 ** (self.input_gain_db / 20.0))
+        sets: dict[str, list] = {"train": [], "val": [], "test": []}
+        for pair in self.pairs:
+            x, y, rate = read_pair(pair["input"], pair["output"], self.channel)
+            if self.sample_rate is None:
+                self.sample_rate = rate
+            elif rate != self.sample_rate:
+                raise AmpnetError(
+                    f"{pair['input']}: {rate} Hz but the first pair is {self.sample_rate} Hz; "
+                    "use one sample rate for every pair"
+                )
+            x = (x * gain)[None, :]
+            y = y[None, :]
+            regions = split_regions(x.shape[1], rate, self.split)
+            self._check_lengths(pair["input"], regions, rate)
+            self.regions.append(regions)
+            train = TrainWindows(x, y, *regions["train"], self.history, self.segment_length)
+            sets["train"].append(train)
+            for name in ("val", "test"):
+                if name in regions:
+                    sets[name].append(RegionWindow(x, y, *regions[name], self.history))
+        self._sets = {name: ConcatDataset(items) for name, items in sets.items() if items}
+
+    def _check_lengths(self, path: str, regions: dict[str, tuple[int, int]], rate: int) -> None:
+        start, end = regions["train"]
+        need = self.history + self.segment_length
+        if end - start < need:
+            raise AmpnetError(
+                f"{path}: the training region is {(end - start) / rate:.2f} s ({end - start} samples) "
+                f"but one training window needs the model's history ({self.history}) plus "
+                f"data.segment_length ({self.segment_length}) = {need} samples; use a longer "
+                "recording, a larger data.split.train, or a smaller data.segment_length"
+            )
+
+    @property
+    def has_test(self) -> bool:
+        return "test" in self._sets
+
+    def train_dataloader(self) -> DataLoader:
+        data = self._sets["train"]
+        return DataLoader(
+            data,
+            batch_size=min(self.batch_size, len(data)),
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _region_loader(self, name: str) -> DataLoader:
+        return DataLoader(self._sets[name], batch_size=1, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._region_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._region_loader("test")

@@ -1,0 +1,118 @@
+"""Splitting a recording into regions by time, and cutting model-sized windows from them.
+
+The data contract is NAM's: a model with receptive field R gives ``n`` output samples
+for ``R - 1 + n`` input samples, so every window carries ``history`` input samples
+before its first target sample (``R - 1``, plus a recurrent model's burn-in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ampnet.errors import AmpnetError
+
+REGIONS = ("train", "val", "test")
+
+
+def split_regions(num_samples: int, sample_rate: int, split: Mapping) -> dict[str, tuple[int, int]]:
+    """Resolve ``split`` to ``{region: (start, end)}`` sample ranges that do not overlap.
+
+    ``split`` holds ``unit`` (``fraction`` or ``seconds``) and ``[start, end]`` for
+    ``train``, ``val`` and optionally ``test`` (null to leave it out). In seconds a
+    negative value counts from the end of the file and a null end means the end.
+    """
+    unit = split.get("unit", "fraction")
+    if unit not in ("fraction", "seconds"):
+        raise AmpnetError(f"data.split.unit={unit!r}: use 'fraction' or 'seconds'")
+
+    def to_sample(value, default: int) -> int:
+        if value is None:
+            return default
+        if unit == "fraction":
+            if not 0.0 <= value <= 1.0:
+                raise AmpnetError(f"data.split: fraction {value} is outside [0, 1]")
+            return int(round(value * num_samples))
+        sample = int(round(value * sample_rate))
+        return sample + num_samples if sample < 0 else sample
+
+    regions = {}
+    for name in REGIONS:
+        bounds = split.get(name)
+        if bounds is None:
+            if name != "test":
+                raise AmpnetError(f"data.split.{name} is missing; give it as [start, end]")
+            continue
+        start, end = to_sample(bounds[0], 0), to_sample(bounds[1], num_samples)
+        if not 0 <= start < end <= num_samples:
+            raise AmpnetError(
+                f"data.split.{name}={list(bounds)} ({unit}) is empty or outside the "
+                f"{num_samples / sample_rate:.2f} s recording"
+            )
+        regions[name] = (start, end)
+    ordered = sorted(regions.items(), key=lambda item: item[1])
+    for (a, (_, end_a)), (b, (start_b, _)) in zip(ordered, ordered[1:], strict=False):
+        if start_b < end_a:
+            raise AmpnetError(f"data.split: regions {a} and {b} overlap; make them disjoint")
+    return regions
+
+
+class TrainWindows(Dataset):
+    """Non-overlapping target segments tiling one region, each with real input history.
+
+    Item ``i``: input ``(channels, history + segment_length)`` and target
+    ``(1, segment_length)``; target sample ``j`` lines up with input sample
+    ``history + j``. Input and target both stay inside ``[start, end)``.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        start: int,
+        end: int,
+        history: int,
+        segment_length: int,
+    ):
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.first = start + history
+        self.history = history
+        self.segment_length = segment_length
+        self.count = max(0, (end - self.first) // segment_length)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        t0 = self.first + i * self.segment_length
+        t1 = t0 + self.segment_length
+        return self.x[:, t0 - self.history : t1], self.y[:, t0:t1]
+
+
+class RegionWindow(Dataset):
+    """A whole region as one item: every sample in ``[start, end)`` is a target.
+
+    The input carries the ``history`` samples that precede the region (silence before
+    the file's start), as a model running through the recording would have seen them.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, start: int, end: int, history: int):
+        lo = start - history
+        pad = max(0, -lo)
+        xs = x[:, max(0, lo) : end]
+        if pad:
+            xs = np.concatenate([np.zeros((x.shape[0], pad), dtype=x.dtype), xs], axis=1)
+        self.item = (torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(y[:, start:end]))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i != 0:
+            raise IndexError(i)
+        return self.item

@@ -1,0 +1,38 @@
+"""Experiment loggers that need more than a config line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def wandb_logged_in() -> bool:
+    """True when W&B credentials are present (an API key in the environment or ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def wandb_logger(
+    save_dir: str,
+    name: str | None = None,
+    project: str = "ampnet",
+    group: str | None = None,
+    tags: Sequence[str] = (),
+    mode: str | None = None,
+):
+    """Lightning's WandbLogger, offline unless the user is logged in or ``mode``/``WANDB_MODE`` says otherwise."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
+    return WandbLogger(
+        project=project,
+        name=name,
+        save_dir=save_dir,
+        group=group,
+        tags=list(tags),
+        offline=mode == "offline",
+        mode=mode,
+    )

@@ -1,0 +1,68 @@
+"""LSTM amp model: ``y = linear(lstm(x)) + x`` (the Proteus / AIDA-X "SimpleRNN" shape)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LSTM(nn.Module):
+    """Recurrent model: ``(batch, input_size, time) -> (batch, 1, time)``.
+
+    Channel 0 is the audio, further channels are conditioning (knob) values. With
+    ``input_skip`` the audio is added to the output, so the network learns the
+    difference from the dry signal. ``burn_in`` samples at the start of every
+    training window only settle the state: their loss is masked.
+    """
+
+    receptive_field = 1
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        hidden_size: int = 24,
+        num_layers: int = 1,
+        input_skip: bool = True,
+        burn_in: int = 4096,
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.input_skip = input_skip
+        self.burn_in = int(burn_in)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, 1)
+
+    @property
+    def input_channels(self) -> int:
+        return self.input_size
+
+    def config(self) -> dict:
+        """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""
+        return {
+            "_target_": "ampnet.models.LSTM",
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "input_skip": self.input_skip,
+            "burn_in": self.burn_in,
+        }
+
+    def forward_with_state(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x: (batch, input_size, time), state (h, c) each (layers, batch, hidden) -> (y, new state)."""
+        h, state = self.lstm(x.transpose(1, 2), state)
+        y = self.head(h).transpose(1, 2)
+        if self.input_skip:
+            y = y + x[:, :1]
+        return y, state
+
+    def forward(self, x: torch.Tensor, pad_start: bool = False) -> torch.Tensor:
+        """x: (batch, input_size, time) -> (batch, 1, time), from a zero state.
+
+        ``pad_start`` is accepted for a common interface with :class:`WaveNet`; a
+        recurrent model's output always has the input's length.
+        """
+        return self.forward_with_state(x)[0]

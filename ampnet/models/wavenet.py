@@ -1,0 +1,207 @@
+"""Strictly causal WaveNet with NAM's layer structure.
+
+The network is a chain of *layer arrays*. Each array re-channels its input, runs a
+stack of dilated-convolution layers and sums one head term per layer; the head sum
+of one array is the head input of the next; the last array's head output, times
+``head_scale``, is the model's output. Each layer:
+
+    z = conv_dilated(x) + input_mixer(c)        (c: the model input, the conditioning)
+    h = act(z)            or tanh(z_a) * sigmoid(z_b) when gated
+    x = x + layer1x1(h)   (residual)            head += h
+
+Convolutions are *valid* (no padding), so an input of ``receptive_field + n - 1``
+samples gives ``n`` output samples and sample ``t`` of the output depends only on
+inputs up to ``t``. The module and parameter layout mirrors NAM's WaveNet (classic
+"A1" schema) so trained weights repack into a ``.nam`` file one-to-one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "Tanh": nn.Tanh,
+    "Hardtanh": nn.Hardtanh,
+    "ReLU": nn.ReLU,
+    "LeakyReLU": nn.LeakyReLU,
+    "Sigmoid": nn.Sigmoid,
+    "SiLU": nn.SiLU,
+    "Hardswish": nn.Hardswish,
+    "Softsign": nn.Softsign,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation module for a NAM activation name such as ``"Tanh"``."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class WaveNetLayer(nn.Module):
+    """One dilated layer: ``(x, c) -> (x + 1x1(h), h)`` with ``h`` the activation output."""
+
+    def __init__(
+        self,
+        channels: int,
+        condition_size: int,
+        kernel_size: int,
+        dilation: int,
+        activation: str,
+        gated: bool,
+    ):
+        super().__init__()
+        mid = 2 * channels if gated else channels
+        self.channels = channels
+        self.gated = gated
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        self.conv = nn.Conv1d(channels, mid, kernel_size, dilation=dilation)
+        self.input_mixer = nn.Conv1d(condition_size, mid, 1, bias=False)
+        self.activation = make_activation(activation)
+        self.layer1x1 = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, channels, time), c: (batch, condition_size, >= time) -> both (batch, channels, time - (k-1)*d)."""
+        z = self.conv(x)
+        n = z.shape[-1]
+        z = z + self.input_mixer(c[..., -n:])
+        if self.gated:
+            h = self.activation(z[:, : self.channels]) * torch.sigmoid(z[:, self.channels :])
+        else:
+            h = self.activation(z)
+        return x[..., -n:] + self.layer1x1(h), h
+
+
+class LayerArray(nn.Module):
+    """A re-channel, a stack of :class:`WaveNetLayer` and a head re-channel."""
+
+    def __init__(
+        self,
+        input_size: int,
+        condition_size: int,
+        head_size: int,
+        channels: int,
+        kernel_size: int,
+        dilations: Sequence[int],
+        activation: str = "Tanh",
+        gated: bool = False,
+        head_bias: bool = True,
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.condition_size = condition_size
+        self.head_size = head_size
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.dilations = [int(d) for d in dilations]
+        self.activation = activation
+        self.gated = gated
+        self.head_bias = head_bias
+        self.rechannel = nn.Conv1d(input_size, channels, 1, bias=False)
+        self.layers = nn.ModuleList(
+            WaveNetLayer(channels, condition_size, kernel_size, d, activation, gated)
+            for d in self.dilations
+        )
+        self.head_rechannel = nn.Conv1d(channels, head_size, 1, bias=head_bias)
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + sum((self.kernel_size - 1) * d for d in self.dilations)
+
+    def config(self) -> dict:
+        """The keyword arguments that rebuild this array (NAM's classic layer keys)."""
+        return {
+            "input_size": self.input_size,
+            "condition_size": self.condition_size,
+            "head_size": self.head_size,
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "dilations": list(self.dilations),
+            "activation": self.activation,
+            "gated": self.gated,
+            "head_bias": self.head_bias,
+        }
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, head: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, input_size, time) -> (layer output, head output), both (batch, *, time - rf + 1)."""
+        x = self.rechannel(x)
+        for layer in self.layers:
+            x, h = layer(x, c)
+            head = h if head is None else head[..., -h.shape[-1] :] + h
+        return x, self.head_rechannel(head)
+
+
+class WaveNet(nn.Module):
+    """Causal WaveNet: ``(batch, channels, time) -> (batch, 1, time - receptive_field + 1)``.
+
+    ``layers`` is a list of layer-array settings (NAM's classic keys: ``input_size,
+    condition_size, head_size, channels, kernel_size, dilations, activation, gated,
+    head_bias``). Input channel 0 is the audio; the first ``input_size`` channels
+    feed the first array and all ``condition_size`` channels feed every input mixer.
+    """
+
+    burn_in = 0  # samples of output to ignore in the loss (recurrent models need some)
+
+    def __init__(self, layers: Sequence[Mapping], head_scale: float = 0.02):
+        super().__init__()
+        if not layers:
+            raise ValueError("a WaveNet needs at least one layer array")
+        arrays = [LayerArray(**dict(cfg)) for cfg in layers]
+        for i in range(1, len(arrays)):
+            prev, cur = arrays[i - 1], arrays[i]
+            if cur.input_size != prev.channels:
+                raise ValueError(
+                    f"layer array {i} input_size={cur.input_size} must equal array {i - 1} channels={prev.channels}"
+                )
+            if cur.channels != prev.head_size:
+                raise ValueError(
+                    f"layer array {i} channels={cur.channels} must equal array {i - 1} head_size={prev.head_size}"
+                )
+            if cur.condition_size != arrays[0].condition_size:
+                raise ValueError("every layer array must have the same condition_size")
+        if arrays[-1].head_size != 1:
+            raise ValueError("the last layer array must have head_size=1 (one output channel)")
+        if arrays[0].input_size > arrays[0].condition_size:
+            raise ValueError("the first array's input_size cannot exceed condition_size")
+        self.layer_arrays = nn.ModuleList(arrays)
+        self.head_scale = float(head_scale)
+
+    @property
+    def receptive_field(self) -> int:
+        """Number of input samples that output sample ``t`` depends on (``t`` included)."""
+        return 1 + sum(a.receptive_field - 1 for a in self.layer_arrays)
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the model reads: audio first, then any conditioning (knob) channels."""
+        return self.layer_arrays[0].condition_size
+
+    def config(self) -> dict:
+        """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""
+        return {
+            "_target_": "ampnet.models.WaveNet",
+            "layers": [a.config() for a in self.layer_arrays],
+            "head_scale": self.head_scale,
+        }
+
+    def forward(self, x: torch.Tensor, pad_start: bool = False) -> torch.Tensor:
+        """x: (batch, input_channels, time) -> (batch, 1, time - receptive_field + 1).
+
+        With ``pad_start`` the input is preceded by silence, so the output has the
+        input's length (what a player hears when the file starts from silence).
+        """
+        if pad_start:
+            x = F.pad(x, (self.receptive_field - 1, 0))
+        c = x
+        y = x[:, : self.layer_arrays[0].input_size]
+        head = None
+        for array in self.layer_arrays:
+            y, head = array(y, c, head)
+        return self.head_scale * head

@@ -1,0 +1,101 @@
+"""The LightningModule: wires a plain model to a loss and an optimiser, and logs.
+
+It holds no network code of its own: ``self.model`` is a plain ``nn.Module`` from
+``ampnet.models`` and is what gets exported, streamed and benchmarked.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+
+import lightning as L
+import torch
+from torch import nn
+
+from ampnet.losses import MultiResolutionSTFT, esr
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_fraction: float = 0.05,
+    final_fraction: float = 0.01,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then a cosine down to ``final_fraction`` of the rate."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class AmpModule(L.LightningModule):
+    """Trains ``model`` on ``(input window, target segment)`` batches with ``loss``.
+
+    ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs): the
+    first takes parameters, the second the optimiser and, if it asks for it,
+    ``total_steps``. Validation and test always log plain ESR and MR-STFT over whole
+    regions, whatever the training loss, so runs compare. ``hparams`` (the model's
+    config, sample rate, input gain, the composed run config) go into every checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        scheduler_interval: str = "epoch",
+        hparams: Mapping | None = None,
+    ):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.mrstft = MultiResolutionSTFT()
+        self.save_hyperparameters({"model": model.config(), **dict(hparams or {})})
+
+    def forward(self, x: torch.Tensor, target_length: int) -> torch.Tensor:
+        """The last ``target_length`` output samples: what lines up with the target segment."""
+        return self.model(x)[..., -target_length:]
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        total, terms = self.loss(self(x, y.shape[-1]), y)
+        self.log("train/loss", total, prog_bar=True, batch_size=x.shape[0])
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, batch_size=x.shape[0])
+        return total
+
+    def _evaluate(self, batch, stage: str) -> None:
+        x, y = batch
+        y_hat = self(x, y.shape[-1])
+        self.log(f"{stage}/esr", esr(y_hat, y), prog_bar=True, batch_size=1, sync_dist=True)
+        self.log(f"{stage}/mrstft", self.mrstft(y_hat, y), batch_size=1, sync_dist=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }

@@ -1,0 +1,155 @@
+"""Train a capture: ``python -m ampnet.train model=wavenet data=ts9_pushed``.
+
+``train(cfg)`` composes the run from the Hydra config (model, data, loss, optim,
+trainer, logger, callbacks), fits, re-evaluates the best checkpoint on the
+validation and test regions and writes ``metrics.json`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ampnet.atomic import atomic_output
+from ampnet.checkpoints import AtomicCheckpointIO, load_model
+from ampnet.errors import AmpnetError, exit_on_user_error
+from ampnet.module import AmpModule
+
+
+def _choice(group: str) -> str | None:
+    """The config name picked for ``group`` (``model=wavenet_nano`` -> ``wavenet_nano``)."""
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get(group)
+    return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _resume_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
+    """``ckpt_path=last`` resumes from this run's ``last.ckpt``; a path is used as given."""
+    if ckpt_path in (None, ""):
+        return None
+    path = checkpoint_dir / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        raise AmpnetError(f"{path}: no checkpoint to resume from; check ckpt_path")
+    return str(path)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one training job from a composed config; return the metrics it wrote."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
+    model = instantiate(cfg.model)
+    params = sum(p.numel() for p in model.parameters())
+    if cfg.get("show"):
+        print(model)
+        print(f"parameters: {params}  receptive field: {model.receptive_field} samples")
+        return {}
+
+    datamodule = instantiate(cfg.data, history=model.receptive_field - 1 + model.burn_in)
+    datamodule.setup("fit")  # read and check the recordings before anything else starts
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = {"model_name": _choice("model") or type(model).__name__, "data_name": _choice("data")}
+    hparams = {
+        "sample_rate": datamodule.sample_rate,
+        "input_gain_db": datamodule.input_gain_db,
+        "receptive_field": model.receptive_field,
+        **names,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    loss = instantiate(cfg.loss, sample_rate=datamodule.sample_rate)
+    if datamodule.segment_length < getattr(loss, "min_length", 1):
+        raise AmpnetError(
+            f"data.segment_length={datamodule.segment_length} is shorter than the loss needs "
+            f"({loss.min_length} samples for its largest STFT); raise data.segment_length"
+        )
+    module = AmpModule(
+        model,
+        loss,
+        instantiate(cfg.optim.optimizer),
+        instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+        cfg.optim.get("interval", "epoch"),
+        hparams,
+    )
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
+    )
+
+    started = time.perf_counter()
+    ckpt_dir = run_dir / "checkpoints"
+    trainer.fit(
+        module, datamodule=datamodule, ckpt_path=_resume_path(cfg.get("ckpt_path"), ckpt_dir)
+    )
+    train_seconds = time.perf_counter() - started
+
+    best = Path(trainer.checkpoint_callback.best_model_path or ckpt_dir / "last.ckpt")
+    best_model, _ = load_model(best)
+    module.model.load_state_dict(best_model.state_dict())
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    test = (
+        trainer.test(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_test else {}
+    )
+    metrics = {
+        **names,
+        "val_esr": val.get("val/esr"),
+        "val_mrstft": val.get("val/mrstft"),
+        "test_esr": test.get("test/esr"),
+        "test_mrstft": test.get("test/mrstft"),
+        "parameters": params,
+        "receptive_field": model.receptive_field,
+        "sample_rate": datamodule.sample_rate,
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "train_seconds": round(train_seconds, 2),
+        "best_checkpoint": str(best),
+        "run_dir": str(run_dir),
+    }
+    if trainer.is_global_zero:
+        _write_json(run_dir / "metrics.json", metrics)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        _print_summary(metrics)
+    return metrics
+
+
+def _print_summary(metrics: dict) -> None:
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.5f}"
+
+    print(
+        f"\nampnet: trained {metrics['model_name']} on {metrics['data_name']} in "
+        f"{metrics['train_seconds']:.0f} s ({metrics['epochs']} epochs)\n"
+        f"  validation ESR {fmt(metrics['val_esr'])}   test ESR {fmt(metrics['test_esr'])}\n"
+        f"  model:   {metrics['best_checkpoint']}\n"
+        f"  metrics: {Path(metrics['run_dir']) / 'metrics.json'}",
+        flush=True,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the validation ESR so sweepers can minimise it."""
+    metrics = exit_on_user_error(train)(cfg)
+    return metrics.get("val_esr")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny paired recordings the tests make themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def synth_pair(seconds: float, sr: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A guitar-ish DI (decaying tones and noise) and a simple 'amp': gain, tanh, low-pass."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    x = np.zeros(n)
+    for start in np.arange(0, seconds, 0.25):
+        f = rng.uniform(80, 600)
+        env = np.where(t >= start, np.exp(-(t - start) * rng.uniform(3, 12)), 0.0)
+        x += rng.uniform(0.05, 0.4) * env * np.sin(2 * np.pi * f * (t - start))
+    x += 0.01 * rng.standard_normal(n)
+    x = (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+    b, a = scipy.signal.butter(1, 3000, fs=sr)
+    y = scipy.signal.lfilter(b, a, np.tanh(4 * x)) * 0.5
+    return x, y.astype(np.float32)
+
+
+@pytest.fixture
+def make_pair(tmp_path):
+    """Write a DI/amp pair as WAV files; returns (input_path, output_path)."""
+
+    def make(seconds: float = 3.0, sr: int = 16000, seed: int = 0, folder: str = "pair"):
+        d = tmp_path / folder
+        d.mkdir(parents=True, exist_ok=True)
+        x, y = synth_pair(seconds, sr, seed)
+        sf.write(d / "input.wav", x, sr, subtype="FLOAT")
+        sf.write(d / "output.wav", y, sr, subtype="FLOAT")
+        return d / "input.wav", d / "output.wav"
+
+    return make
+
+
+def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
+    """Run ``python -m module args`` the way a user would; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline", WANDB_SILENT="true")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# Overrides that make a training run take seconds on tiny data.
+FAST = [
+    "model=wavenet_nano",
+    "trainer=debug",
+    "data.segment_length=2304",  # the default loss's MR-STFT needs 2048 + pre-emphasis
+    "data.batch_size=4",
+    "callbacks.progress_bar=null",
+]

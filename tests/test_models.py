@@ -1,0 +1,160 @@
+"""The plain models: causality, receptive field, presets, safe rebuilding."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ampnet.models import LSTM, WaveNet, build_model
+
+from .conftest import REPO
+
+SMALL = [
+    {
+        "input_size": 1,
+        "condition_size": 1,
+        "channels": 4,
+        "head_size": 3,
+        "kernel_size": 3,
+        "dilations": [1, 2, 4],
+        "activation": "Tanh",
+        "gated": False,
+        "head_bias": False,
+    },
+    {
+        "input_size": 4,
+        "condition_size": 1,
+        "channels": 3,
+        "head_size": 1,
+        "kernel_size": 2,
+        "dilations": [8, 1],
+        "activation": "Tanh",
+        "gated": True,
+        "head_bias": True,
+    },
+]
+
+
+def small_wavenet(**overrides) -> WaveNet:
+    torch.manual_seed(0)
+    return WaveNet([{**layer, **overrides} for layer in SMALL]).eval()
+
+
+def models():
+    torch.manual_seed(0)
+    return [small_wavenet(), small_wavenet(gated=False), LSTM(hidden_size=8).eval()]
+
+
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+def test_output_before_a_perturbation_does_not_move(model):
+    x = torch.randn(1, 1, 400)
+    with torch.no_grad():
+        base = model(x, pad_start=True)
+        for n in (0, 57, 250, 399):
+            x2 = x.clone()
+            x2[..., n] += 1.0
+            moved = model(x2, pad_start=True)
+            assert torch.equal(moved[..., :n], base[..., :n]), f"output before {n} changed"
+            assert not torch.equal(moved[..., n], base[..., n]), f"output at {n} ignores input {n}"
+
+
+def test_receptive_field_is_exactly_what_the_wavenet_uses():
+    model = small_wavenet()
+    rf = model.receptive_field
+    assert rf == 1 + 2 * (1 + 2 + 4) + 1 * (8 + 1)
+    x = torch.randn(1, 1, 300)
+    p = 100
+    with torch.no_grad():
+        base = model(x, pad_start=True)
+        x2 = x.clone()
+        x2[..., p] += 1.0
+        changed = (model(x2, pad_start=True) != base)[0, 0]
+    assert changed[p + rf - 1], "the oldest sample of the receptive field has no effect"
+    assert not changed[p + rf :].any(), (
+        "the output depends on samples older than the receptive field"
+    )
+    assert model(torch.randn(1, 1, rf)).shape[-1] == 1
+
+
+def test_valid_output_length_and_pad_start():
+    model = small_wavenet()
+    x = torch.randn(2, 1, 100)
+    assert model(x).shape == (2, 1, 100 - model.receptive_field + 1)
+    assert model(x, pad_start=True).shape == (2, 1, 100)
+    # pad_start means "silence before the file": the same as prepending zeros by hand
+    padded = torch.nn.functional.pad(x, (model.receptive_field - 1, 0))
+    torch.testing.assert_close(model(x, pad_start=True), model(padded), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [("wavenet", 13801), ("wavenet_lite", 6553), ("wavenet_feather", 3025), ("wavenet_nano", 841)],
+)
+def test_presets_match_nam_sizes(name, params):
+    model = instantiate(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model.receptive_field == 4093
+
+
+def test_gated_layers_double_the_dilated_conv():
+    plain, gated = small_wavenet(gated=False), small_wavenet(gated=True)
+    assert (
+        gated.layer_arrays[0].layers[0].conv.out_channels
+        == 2 * plain.layer_arrays[0].layers[0].conv.out_channels
+    )
+
+
+def test_wavenet_rejects_arrays_that_do_not_chain():
+    bad = [dict(SMALL[0]), {**SMALL[1], "input_size": 5}]
+    with pytest.raises(ValueError, match="input_size"):
+        WaveNet(bad)
+    with pytest.raises(ValueError, match="activation"):
+        WaveNet([{**SMALL[0], "head_size": 1, "activation": "Nope"}])
+
+
+def test_lstm_input_skip_passes_the_dry_signal():
+    model = LSTM(hidden_size=4, input_skip=True)
+    for p in model.head.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randn(2, 1, 50)
+    torch.testing.assert_close(model(x), x)
+    assert LSTM(hidden_size=4, input_skip=False)(x).shape == (2, 1, 50)
+
+
+def test_lstm_state_carries_across_calls():
+    model = LSTM(hidden_size=8).eval()
+    x = torch.randn(1, 1, 200)
+    with torch.no_grad():
+        whole = model(x)
+        a, state = model.forward_with_state(x[..., :77])
+        b, _ = model.forward_with_state(x[..., 77:], state)
+    torch.testing.assert_close(torch.cat([a, b], -1), whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+def test_config_rebuilds_the_same_network(model):
+    rebuilt = build_model(model.config())
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 1, 200)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x, pad_start=True), model(x, pad_start=True))
+
+
+def test_build_model_refuses_classes_outside_ampnet_models():
+    with pytest.raises(ValueError, match="unknown model class"):
+        build_model({"_target_": "os.system", "command": "echo pwned"})
+
+
+def test_models_and_losses_do_not_import_lightning():
+    code = (
+        "import sys, ampnet.models, ampnet.losses; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,146 @@
+"""``python -m ampnet.train`` end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ampnet.checkpoints import load_model
+
+from .conftest import FAST, run_module
+
+
+def pair_args(inp, out) -> list[str]:
+    return ["data=pair", "data.name=synthetic", f"data.input={inp}", f"data.output={out}"]
+
+
+def test_train_writes_checkpoints_metrics_and_config(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    run_dir = tmp_path / "run"
+    result = run_module("ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["model_name"] == "wavenet_nano" and metrics["data_name"] == "pair"
+    assert metrics["parameters"] == 841 and metrics["receptive_field"] == 4093
+    assert (
+        metrics["sample_rate"] == 16000 and metrics["epochs"] == 2 and metrics["global_steps"] == 6
+    )
+    for key in ("val_esr", "test_esr", "val_mrstft", "test_mrstft", "train_seconds"):
+        assert isinstance(metrics[key], float) and np.isfinite(metrics[key]) and metrics[key] > 0, (
+            key
+        )
+    assert str(run_dir / "metrics.json") in result.stdout  # it says where the metrics are
+
+    for name in ("best.ckpt", "last.ckpt"):
+        path = run_dir / "checkpoints" / name
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # no code in our checkpoints
+        assert ckpt["hyper_parameters"]["sample_rate"] == 16000
+    model, hparams = load_model(run_dir / "checkpoints" / "best.ckpt")
+    assert (
+        sum(p.numel() for p in model.parameters()) == 841
+        and hparams["model_name"] == "wavenet_nano"
+    )
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "config.yaml").is_file()
+    assert "val/esr" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert not list(run_dir.rglob("*.tmp*"))  # nothing half-written left behind
+
+
+def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    run_dir = tmp_path / "run"
+    args = [*FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}"]
+    first = run_module("ampnet.train", *args, "trainer.max_epochs=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["global_steps"] == 3
+    second = run_module("ampnet.train", *args, "trainer.max_epochs=2", "ckpt_path=last")
+    assert second.returncode == 0, second.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["global_steps"] == 6  # one more epoch, not two
+
+
+def test_multirun_sweep_gets_one_run_directory_each(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    sweep = tmp_path / "sweep"
+    args = [a for a in FAST if not a.startswith("model=")]
+    result = run_module(
+        "ampnet.train",
+        "-m",
+        "model=wavenet_nano,lstm",
+        *args,
+        *pair_args(inp, out),
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    assert [p.name for p in runs] == ["0_pair_wavenet_nano", "1_pair_lstm"]
+    names = [json.loads((p / "metrics.json").read_text())["model_name"] for p in runs]
+    assert names == ["wavenet_nano", "lstm"]
+    assert all((p / "checkpoints" / "best.ckpt").is_file() for p in runs)
+
+
+def write(path, audio, sr=16000):
+    sf.write(path, audio, sr, subtype="FLOAT")
+    return path
+
+
+def bad_pairs(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    x, _ = sf.read(inp, dtype="float32")
+    return {
+        "rate": (
+            inp,
+            write(tmp_path / "rate.wav", x, sr=22050),
+            "rate.wav: sample rate 22050 Hz differs",
+        ),
+        "length": (inp, write(tmp_path / "short.wav", x[:-100]), "short.wav: 47900 samples"),
+        "stereo": (
+            inp,
+            write(tmp_path / "stereo.wav", np.stack([x, x], 1)),
+            "stereo.wav: has 2 channels",
+        ),
+        "too_short": (
+            write(tmp_path / "tiny_in.wav", x[:4000]),
+            write(tmp_path / "tiny_out.wav", x[:4000]),
+            "tiny_in.wav: the training region is 0.20 s",
+        ),
+        "missing": (tmp_path / "nope_in.wav", tmp_path / "nope_out.wav", "nope_in.wav"),
+        "unreadable": (inp, tmp_path / "junk.wav", "junk.wav: cannot read it as audio"),
+    }
+
+
+@pytest.mark.parametrize("case", ["rate", "length", "stereo", "too_short", "missing", "unreadable"])
+def test_bad_input_is_one_clear_line_and_exit_status_2(case, tmp_path, make_pair):
+    (tmp_path / "junk.wav").write_bytes(b"RIFF but not really")
+    inp, out, expected = bad_pairs(tmp_path, make_pair)[case]
+    run_dir = tmp_path / "run"
+    result = run_module("ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ampnet: error: "), result.stderr
+    assert expected in lines[0]
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+
+
+def test_missing_user_recordings_say_where_and_point_at_the_demo(tmp_path):
+    result = run_module(
+        "ampnet.train", "data=ts9_pushed", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(tmp_path / "data" / "raw" / "ts9_pushed" / "input.wav") in line
+    assert "data=demo" in line and "data.input=" in line
+
+
+def test_show_prints_the_model_and_exits(tmp_path):
+    result = run_module(
+        "ampnet.train", "model=wavenet", "show=true", f"hydra.run.dir={tmp_path / 'run'}"
+    )
+    assert result.returncode == 0
+    assert "parameters: 13801  receptive field: 4093 samples" in result.stdout
