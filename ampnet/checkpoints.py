@@ -1,4 +1,4 @@
-"""Writing checkpoints atomically and reading them back safely, without Lightning's loader."""
+"""Reading training checkpoints back safely: weights only, no Lightning, no code."""
 
 from __future__ import annotations
 
@@ -9,21 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from ampnet.atomic import atomic_output
 from ampnet.errors import AmpnetError
 from ampnet.models import build_model
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Saves to a temporary file beside the target and renames it into place, so an
-    interrupted save never leaves a truncated ``best.ckpt`` or ``last.ckpt``."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        with atomic_output(path) as tmp:
-            torch.save(checkpoint, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

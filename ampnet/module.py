@@ -9,11 +9,14 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from ampnet.atomic import atomic_output
 from ampnet.losses import MultiResolutionSTFT, esr
 
 
@@ -99,3 +102,12 @@ class AmpModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Saves to a temporary file beside the target and renames it into place, so an
+    interrupted save never leaves a truncated ``best.ckpt`` or ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        with atomic_output(path) as tmp:
+            torch.save(checkpoint, tmp)

@@ -20,9 +20,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ampnet.atomic import atomic_output
-from ampnet.checkpoints import AtomicCheckpointIO, load_model
+from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
-from ampnet.module import AmpModule
+from ampnet.module import AmpModule, AtomicCheckpointIO
 
 
 def _choice(group: str) -> str | None:

@@ -68,3 +68,25 @@ FAST = [
     "data.batch_size=4",
     "callbacks.progress_bar=null",
 ]
+
+
+def write_checkpoint(
+    model, path: Path, sample_rate: int = 16000, input_gain_db: float = 0.0
+) -> Path:
+    """A checkpoint shaped like ampnet.train's (the parts ampnet reads back), without training."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {
+                "model": model.config(),
+                "sample_rate": sample_rate,
+                "input_gain_db": input_gain_db,
+                "model_name": "test",
+            },
+        },
+        path,
+    )
+    return path

@@ -128,11 +128,22 @@ class LayerArray(nn.Module):
         }
 
     def forward(
-        self, x: torch.Tensor, c: torch.Tensor, head: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        c: torch.Tensor,
+        head: torch.Tensor | None,
+        history: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (batch, input_size, time) -> (layer output, head output), both (batch, *, time - rf + 1)."""
+        """x: (batch, input_size, time) -> (layer output, head output), both (batch, *, time - rf + 1).
+
+        With ``history`` (one ``(batch, channels, (k-1)*d)`` tensor per layer, updated in
+        place) each layer first sees its own past input, so the output has x's length.
+        """
         x = self.rechannel(x)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if history is not None:
+                x = torch.cat([history[i], x], dim=-1)
+                history[i] = x[..., x.shape[-1] - history[i].shape[-1] :]
             x, h = layer(x, c)
             head = h if head is None else head[..., -h.shape[-1] :] + h
         return x, self.head_rechannel(head)
@@ -191,17 +202,39 @@ class WaveNet(nn.Module):
             "head_scale": self.head_scale,
         }
 
-    def forward(self, x: torch.Tensor, pad_start: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        pad_start: bool = False,
+        state: list[list[torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         """x: (batch, input_channels, time) -> (batch, 1, time - receptive_field + 1).
 
         With ``pad_start`` the input is preceded by silence, so the output has the
-        input's length (what a player hears when the file starts from silence).
+        input's length (what a player hears when the file starts from silence). With a
+        ``state`` from :meth:`initial_state` the output also has the input's length and
+        continues the previous call's: block-by-block streaming (the state is updated).
         """
         if pad_start:
             x = F.pad(x, (self.receptive_field - 1, 0))
         c = x
         y = x[:, : self.layer_arrays[0].input_size]
         head = None
-        for array in self.layer_arrays:
-            y, head = array(y, c, head)
+        for i, array in enumerate(self.layer_arrays):
+            y, head = array(y, c, head, None if state is None else state[i])
         return self.head_scale * head
+
+    @torch.no_grad()
+    def initial_state(self, batch: int = 1) -> list[list[torch.Tensor]]:
+        """Per-layer input histories as they are after silence: what streaming starts from.
+
+        Layers have biases, so a silent input does not leave zeros in them; running
+        ``receptive_field - 1`` samples of silence from zeroed histories settles them.
+        """
+        ref = next(self.parameters())
+        state = [
+            [ref.new_zeros(batch, a.channels, (a.kernel_size - 1) * d) for d in a.dilations]
+            for a in self.layer_arrays
+        ]
+        self(ref.new_zeros(batch, self.input_channels, self.receptive_field - 1), state=state)
+        return state

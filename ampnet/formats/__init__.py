@@ -1,0 +1,66 @@
+"""Model file formats: NAM (.nam), AIDA-X / Proteus JSON, ONNX, TorchScript.
+
+:func:`load_model_file` opens any file a model can come in and returns the plain
+model with what is needed to play it (sample rate, input gain).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ampnet.errors import AmpnetError
+
+
+@dataclass
+class LoadedModel:
+    """A playable model and what came with it."""
+
+    model: nn.Module
+    sample_rate: int | None
+    input_gain_db: float = 0.0
+    source: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``, or one clear error."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AmpnetError(f"{path}: not valid JSON ({err}); is the file complete?") from None
+    if not isinstance(data, dict):
+        raise AmpnetError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def load_model_file(path: str | os.PathLike) -> LoadedModel:
+    """Open a training checkpoint (.ckpt) or an exported model (.nam)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AmpnetError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".ckpt":
+        from ampnet.checkpoints import load_model
+
+        model, hparams = load_model(path)
+        return LoadedModel(
+            model,
+            hparams.get("sample_rate"),
+            hparams.get("input_gain_db", 0.0),
+            str(path),
+            {"hparams": hparams},
+        )
+    if suffix == ".nam":
+        from ampnet.formats.nam import model_from_nam
+
+        data = read_json(path)
+        model = model_from_nam(data, str(path))
+        return LoadedModel(
+            model.eval(), data.get("sample_rate", 48000), 0.0, str(path), data.get("metadata") or {}
+        )
+    raise AmpnetError(f"{path}: unknown model file type {suffix!r}; ampnet reads .ckpt and .nam")

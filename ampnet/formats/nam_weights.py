@@ -1,0 +1,73 @@
+"""NAM's flat weight order for ampnet's models (see ../shared/reference/nam.md, section 1).
+
+The same flat vectors feed the ``.nam`` writer and the native streaming kernels, so
+a model runs from one weight layout everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ampnet.models import LSTM, WaveNet
+
+# Must match the ACT_* constants in ampnet/kernels/amp.c.
+ACTIVATION_IDS = {
+    "Tanh": 0,
+    "ReLU": 1,
+    "LeakyReLU": 2,
+    "Sigmoid": 3,
+    "SiLU": 4,
+    "Hardtanh": 5,
+    "Softsign": 6,
+    "Hardswish": 7,
+}
+
+
+def _flat(*tensors: torch.Tensor | None) -> list[np.ndarray]:
+    return [t.detach().cpu().float().reshape(-1).numpy() for t in tensors if t is not None]
+
+
+def wavenet_weights(model: WaveNet) -> np.ndarray:
+    """Every weight in NAM's classic order, ``head_scale`` last: ``(n_weights,)`` float32."""
+    parts: list[np.ndarray] = []
+    for array in model.layer_arrays:
+        parts += _flat(array.rechannel.weight)
+        for layer in array.layers:
+            parts += _flat(layer.conv.weight, layer.conv.bias, layer.input_mixer.weight)
+            parts += _flat(layer.layer1x1.weight, layer.layer1x1.bias)
+        parts += _flat(array.head_rechannel.weight, array.head_rechannel.bias)
+    parts.append(np.array([model.head_scale], dtype=np.float32))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def wavenet_kernel_config(model: WaveNet) -> np.ndarray:
+    """The integer layout the native kernel reads (see ``wavenet_create`` in kernels/amp.c)."""
+    config = [len(model.layer_arrays)]
+    for a in model.layer_arrays:
+        config += [a.input_size, a.condition_size, a.head_size, a.channels, a.kernel_size]
+        config += [int(a.gated), int(a.head_bias), ACTIVATION_IDS[a.activation], len(a.dilations)]
+        config += list(a.dilations)
+    return np.array(config, dtype=np.int32)
+
+
+def lstm_weights(
+    model: LSTM, initial_state: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> np.ndarray:
+    """NAM's LSTM order: per layer ``[W_ih W_hh]``, ``b_ih + b_hh``, ``h0``, ``c0``; then the head.
+
+    ``initial_state`` (h, c), each ``(layers, 1, hidden)``, defaults to zeros: the state
+    our models start from. The input skip is not part of the layout.
+    """
+    lstm, hidden = model.lstm, model.hidden_size
+    parts: list[np.ndarray] = []
+    for i in range(model.num_layers):
+        w_ih, w_hh = getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")
+        bias = getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")
+        if initial_state is None:
+            h0 = c0 = torch.zeros(hidden)
+        else:
+            h0, c0 = initial_state[0][i, 0], initial_state[1][i, 0]
+        parts += _flat(torch.cat([w_ih, w_hh], dim=1), bias, h0, c0)
+    parts += _flat(model.head.weight, model.head.bias)
+    return np.concatenate(parts).astype(np.float32)

@@ -1,0 +1,579 @@
+/* Block-by-block inference kernels for ampnet's WaveNet and LSTM.
+ *
+ * Compiled on the user's machine on first use (see kernels/__init__.py) and called
+ * through ctypes, one call per block. Nothing is allocated after *_create: every
+ * buffer is sized for max_block samples up front, so the per-block path is
+ * real-time safe.
+ *
+ * WaveNet weights use NAM's flat order (classic schema): per layer array the
+ * re-channel, then per layer the dilated conv (weight, bias), the input mixer and
+ * the 1x1 (weight, bias), then the head re-channel (weight[, bias]); head_scale last.
+ * Each dilated conv keeps its input history in a linear buffer that is rewound
+ * (its last `history` samples copied to the front) only when the write position
+ * reaches the end, so a block costs only its own samples.
+ *
+ * Signals are planar: channel c of a block of n samples is x[c * stride + t].
+ * Every matrix product runs as `dense`: TILE samples at a time, RB output rows
+ * held in vector registers while the inputs stream past (GCC/clang vector
+ * extensions: AVX-512, AVX2 or NEON code from the same source).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* TILE: samples per vector register, as wide as the machine's vectors. */
+#if defined(__AVX512F__)
+#define TILE 16
+#elif defined(__AVX__)
+#define TILE 8
+#else
+#define TILE 4
+#endif
+#if defined(__SSE__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+#define RB 8 /* output rows per register block */
+#define INLINE static inline __attribute__((always_inline))
+typedef float vec __attribute__((vector_size(TILE * sizeof(float))));
+
+INLINE vec vload(const float *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+INLINE void vstore(float *p, vec v) { memcpy(p, &v, sizeof v); }
+static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+#define ACT_TANH 0
+#define ACT_RELU 1
+#define ACT_LEAKY_RELU 2
+#define ACT_SIGMOID 3
+#define ACT_SILU 4
+#define ACT_HARDTANH 5
+#define ACT_SOFTSIGN 6
+#define ACT_HARDSWISH 7
+
+typedef int32_t ivec __attribute__((vector_size(TILE * sizeof(int32_t))));
+
+INLINE vec vselect(ivec mask, vec a, vec b) { return (vec)((mask & (ivec)a) | (~mask & (ivec)b)); }
+
+/* 1 / d. A vector division is the slowest instruction here (about 16 cycles on x86), so
+ * where the hardware has a reciprocal estimate, refine that with one Newton step
+ * (relative error about 1e-7, within float rounding of the division). */
+INLINE vec vrecip(vec d) {
+#if defined(__AVX512F__)
+    vec r = (vec)_mm512_rcp14_ps((__m512)d); /* 14 bits: one step */
+    return r * (2.0f - d * r);
+#elif defined(__AVX__) || defined(__SSE__)
+#if defined(__AVX__)
+    vec r = (vec)_mm256_rcp_ps((__m256)d); /* 12 bits: two steps */
+#else
+    vec r = (vec)_mm_rcp_ps((__m128)d);
+#endif
+    r = r * (2.0f - d * r);
+    return r * (2.0f - d * r);
+#else
+    return 1.0f / d;
+#endif
+}
+
+/* exp(x) for x <= 0, TILE lanes at once: range reduction to r in [-ln2/2, ln2/2] and a
+ * degree-7 Taylor polynomial (relative error below 1e-7), scaled by 2^n in the exponent. */
+INLINE vec vexp_nonpos(vec x) {
+    const vec lo = (vec){0} - 87.0f;
+    x = vselect(x < lo, lo, x);
+    vec n = x * 1.44269504088896341f + 12582912.0f; /* adding 1.5 * 2^23 rounds to an integer */
+    n = n - 12582912.0f;
+    vec r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    vec p = (vec){0} + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
+    return p * (vec)bits;
+}
+
+/* tanh from exp(-2|x|), with the odd Taylor series near zero where 1 - e loses digits. */
+INLINE vec vtanh(vec x) {
+    const ivec sign = (ivec)x & (int32_t)0x80000000;
+    const vec a = (vec)((ivec)x & 0x7fffffff);
+    const vec e = vexp_nonpos(a * -2.0f);
+    const vec big = (1.0f - e) * vrecip(1.0f + e);
+    const vec x2 = x * x;
+    const vec small = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
+    return (vec)((ivec)vselect(a < 0.125f, small, big) | sign);
+}
+
+INLINE vec vsigmoid(vec x) { return 0.5f + 0.5f * vtanh(0.5f * x); }
+
+INLINE vec activation(int kind, vec v) {
+    const vec zero = {0};
+    switch (kind) {
+    case ACT_TANH: return vtanh(v);
+    case ACT_RELU: return vselect(v > zero, v, zero);
+    case ACT_LEAKY_RELU: return vselect(v > zero, v, 0.01f * v);
+    case ACT_SIGMOID: return vsigmoid(v);
+    case ACT_SILU: return v * vsigmoid(v);
+    case ACT_HARDTANH: return vselect(v > 1.0f, zero + 1.0f, vselect(v < -1.0f, zero - 1.0f, v));
+    case ACT_SOFTSIGN: return v / (1.0f + (vec)((ivec)v & 0x7fffffff));
+    case ACT_HARDSWISH: {
+        vec u = v + 3.0f;
+        u = vselect(u < zero, zero, vselect(u > 6.0f, zero + 6.0f, u));
+        return v * u / 6.0f;
+    }
+    default: return v;
+    }
+}
+
+/* h = act(z_a) (times sigmoid(z_b) when gated), and head += h: n samples, a multiple of TILE. */
+static void activate(int kind, const float *za, const float *zb, float *h, float *head, int n) {
+    for (int t = 0; t < n; t += TILE) {
+        vec v = activation(kind, vload(za + t));
+        if (zb) v *= vsigmoid(vload(zb + t));
+        vstore(h + t, v);
+        vstore(head + t, vload(head + t) + v);
+    }
+}
+
+/* A weight matrix (rows x k, row-major) repacked for `dense`: for each block of RB
+ * rows, k groups of RB weights (rows past the end are zero), and a zero-padded bias. */
+typedef struct {
+    int rows, k;
+    float *w, *bias;
+} Dense;
+
+static int dense_init(Dense *d, const float *w, const float *bias, int rows, int k) {
+    int blocks = (rows + RB - 1) / RB;
+    d->rows = rows;
+    d->k = k;
+    d->w = calloc((size_t)blocks * k * RB, sizeof(float));
+    d->bias = calloc((size_t)blocks * RB, sizeof(float));
+    if (!d->w || !d->bias) return 0;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < k; i++) d->w[((size_t)(r / RB) * k + i) * RB + r % RB] = w[(size_t)r * k + i];
+        d->bias[r] = bias ? bias[r] : 0.0f;
+    }
+    return 1;
+}
+
+static void dense_free(Dense *d) {
+    free(d->w);
+    free(d->bias);
+}
+
+/* out[r][t] = bias[r] (+ init[r][t]) + sum_i W[r][i] * src[i][t] for t < n (a multiple
+ * of TILE); src is a list of k row pointers, so shifted views (conv taps) cost nothing. */
+static void dense(const Dense *d, const float *const *src, const float *init, int init_stride, float *out,
+                  int out_stride, int n) {
+    const int k = d->k;
+    for (int t = 0; t < n; t += TILE) {
+        for (int r0 = 0; r0 < d->rows; r0 += RB) {
+            const float *w = d->w + (size_t)(r0 / RB) * k * RB;
+            const int valid = d->rows - r0 < RB ? d->rows - r0 : RB;
+            vec acc[RB];
+            for (int r = 0; r < RB; r++) acc[r] = (vec){0} + d->bias[r0 + r];
+            if (init)
+                for (int r = 0; r < valid; r++) acc[r] += vload(init + (size_t)(r0 + r) * init_stride + t);
+            for (int i = 0; i < k; i++) {
+                const vec x = vload(src[i] + t);
+                const float *wi = w + (size_t)i * RB;
+#pragma GCC unroll 8
+                for (int r = 0; r < RB; r++) acc[r] += x * wi[r];
+            }
+            for (int r = 0; r < valid; r++) vstore(out + (size_t)(r0 + r) * out_stride + t, acc[r]);
+        }
+    }
+}
+
+typedef struct {
+    int dilation, history, length, pos; /* buf: channels x length, next write at pos */
+    float *buf;
+    Dense conv;   /* [dilated conv taps | input mixer] -> mid, with the conv bias */
+    Dense conv1x1; /* channels -> channels, added to the layer input (residual) */
+} Layer;
+
+typedef struct {
+    int input_size, cond_size, head_size, channels, kernel, gated, act, n_layers;
+    Layer *layers;
+    Dense rechannel, head;
+    float *head_acc; /* channels x block */
+    float *out;      /* channels x block: the last layer's output */
+    float *head_out; /* head_size x block */
+} Array;
+
+typedef struct {
+    int n_arrays, max_block, block, cond_size; /* block: max_block rounded up to TILE */
+    long prewarm; /* samples of silence that settle every layer's history: receptive field - 1 */
+    Array *arrays;
+    float *z, *h;    /* scratch rows x block */
+    float *cond;     /* the input, copied and zero-padded to whole tiles */
+    float *silence;  /* zeros, for prewarming */
+    float *sink;     /* discarded prewarm output */
+    const float **src; /* row pointers for dense */
+    float head_scale;
+} WaveNet;
+
+static void wavenet_free(WaveNet *m) {
+    if (!m) return;
+    if (m->arrays) {
+        for (int a = 0; a < m->n_arrays; a++) {
+            Array *A = &m->arrays[a];
+            if (A->layers)
+                for (int l = 0; l < A->n_layers; l++) {
+                    free(A->layers[l].buf);
+                    dense_free(&A->layers[l].conv);
+                    dense_free(&A->layers[l].conv1x1);
+                }
+            free(A->layers);
+            dense_free(&A->rechannel);
+            dense_free(&A->head);
+            free(A->head_acc);
+            free(A->out);
+            free(A->head_out);
+        }
+    }
+    free(m->arrays);
+    free(m->z);
+    free(m->h);
+    free(m->cond);
+    free(m->silence);
+    free(m->sink);
+    free(m->src);
+    free(m);
+}
+
+void wavenet_destroy(void *handle) { wavenet_free((WaveNet *)handle); }
+
+static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int n);
+
+/* Back to "silence before the first sample": every layer's history holds what that
+ * layer sees while the input is silent. Layers have biases, so that is not zero; it
+ * is reached by running receptive_field - 1 samples of silence from zeroed buffers. */
+void wavenet_reset(void *handle) {
+    WaveNet *m = (WaveNet *)handle;
+    for (int a = 0; a < m->n_arrays; a++) {
+        Array *A = &m->arrays[a];
+        for (int l = 0; l < A->n_layers; l++) {
+            Layer *L = &A->layers[l];
+            memset(L->buf, 0, sizeof(float) * (size_t)A->channels * L->length);
+            L->pos = L->history;
+        }
+    }
+    for (long done = 0; done < m->prewarm; done += m->max_block) {
+        int len = m->prewarm - done < m->max_block ? (int)(m->prewarm - done) : m->max_block;
+        wavenet_block(m, m->silence, m->block, m->sink, len);
+    }
+}
+
+/* config: n_arrays, then per array: input_size, condition_size, head_size, channels,
+ * kernel_size, gated, head_bias, activation, n_layers, dilations[n_layers].
+ * Returns NULL when config and weights do not agree. */
+void *wavenet_create(const int *config, int config_len, const float *weights, long n_weights, int max_block) {
+    if (config_len < 1 || max_block < 1 || config[0] < 1) return NULL;
+    float *combined = NULL; /* one layer's [conv | mixer] weights, row-major */
+    WaveNet *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->n_arrays = config[0];
+    m->max_block = max_block;
+    m->block = round_up(max_block, TILE);
+    m->arrays = calloc((size_t)m->n_arrays, sizeof(Array));
+    if (!m->arrays) goto fail;
+    int c = 1, widest = 1, max_k = 1;
+    long w = 0;
+    for (int a = 0; a < m->n_arrays; a++) {
+        Array *A = &m->arrays[a];
+        if (c + 9 > config_len) goto fail;
+        A->input_size = config[c++];
+        A->cond_size = config[c++];
+        A->head_size = config[c++];
+        A->channels = config[c++];
+        A->kernel = config[c++];
+        A->gated = config[c++];
+        int head_bias = config[c++];
+        A->act = config[c++];
+        A->n_layers = config[c++];
+        int ch = A->channels, k = A->kernel, cond = A->cond_size, mid = A->gated ? 2 * ch : ch;
+        if (ch < 1 || k < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
+            c + A->n_layers > config_len)
+            goto fail;
+        if (a == 0 ? A->input_size > cond : A->input_size != m->arrays[a - 1].channels) goto fail;
+        if (a > 0 && ch != m->arrays[a - 1].head_size) goto fail;
+        m->cond_size = cond;
+        widest = round_up(mid > widest ? mid : widest, RB);
+        max_k = ch * k + cond > max_k ? ch * k + cond : max_k;
+        if (w + (long)ch * A->input_size > n_weights) goto fail;
+        if (!dense_init(&A->rechannel, weights + w, NULL, ch, A->input_size)) goto fail;
+        w += (long)ch * A->input_size;
+        A->layers = calloc((size_t)A->n_layers, sizeof(Layer));
+        combined = malloc(sizeof(float) * (size_t)mid * (ch * k + cond));
+        if (!A->layers || !combined) goto fail;
+        for (int l = 0; l < A->n_layers; l++) {
+            Layer *L = &A->layers[l];
+            L->dilation = config[c++];
+            L->history = (k - 1) * L->dilation;
+            L->length = L->history + (L->history > 2 * m->block ? L->history : 2 * m->block);
+            L->buf = calloc((size_t)ch * L->length, sizeof(float));
+            L->pos = L->history;
+            m->prewarm += L->history;
+            long need = (long)mid * ch * k + mid + (long)mid * cond + (long)ch * ch + ch;
+            if (!L->buf || L->dilation < 1 || w + need > n_weights) goto fail;
+            const float *conv_w = weights + w, *conv_b = conv_w + (long)mid * ch * k, *mix_w = conv_b + mid;
+            for (int r = 0; r < mid; r++) { /* row r: the conv's ch*k taps, then the mixer's cond inputs */
+                memcpy(combined + (size_t)r * (ch * k + cond), conv_w + (size_t)r * ch * k, sizeof(float) * ch * k);
+                memcpy(combined + (size_t)r * (ch * k + cond) + ch * k, mix_w + (size_t)r * cond, sizeof(float) * cond);
+            }
+            const float *w1 = mix_w + (long)mid * cond, *b1 = w1 + (long)ch * ch;
+            if (!dense_init(&L->conv, combined, conv_b, mid, ch * k + cond) || !dense_init(&L->conv1x1, w1, b1, ch, ch))
+                goto fail;
+            w += need;
+        }
+        free(combined);
+        combined = NULL;
+        long head_need = (long)A->head_size * ch + (head_bias ? A->head_size : 0);
+        if (w + head_need > n_weights) goto fail;
+        if (!dense_init(&A->head, weights + w, head_bias ? weights + w + (long)A->head_size * ch : NULL, A->head_size, ch))
+            goto fail;
+        w += head_need;
+        A->head_acc = calloc((size_t)ch * m->block, sizeof(float));
+        A->out = calloc((size_t)ch * m->block, sizeof(float));
+        A->head_out = calloc((size_t)A->head_size * m->block, sizeof(float));
+        if (!A->head_acc || !A->out || !A->head_out) goto fail;
+        widest = round_up(A->head_size > widest ? A->head_size : widest, RB);
+    }
+    if (w + 1 != n_weights || m->arrays[m->n_arrays - 1].head_size != 1) goto fail; /* head_scale is last */
+    m->head_scale = weights[w];
+    m->z = calloc((size_t)widest * m->block, sizeof(float));
+    m->h = calloc((size_t)widest * m->block, sizeof(float));
+    m->cond = calloc((size_t)m->cond_size * m->block, sizeof(float));
+    m->silence = calloc((size_t)m->cond_size * m->block, sizeof(float));
+    m->sink = calloc((size_t)m->block, sizeof(float));
+    m->src = calloc((size_t)(max_k > widest ? max_k : widest) + m->cond_size, sizeof(float *));
+    if (!m->z || !m->h || !m->cond || !m->silence || !m->sink || !m->src) goto fail;
+    wavenet_reset(m);
+    return m;
+fail:
+    free(combined);
+    wavenet_free(m);
+    return NULL;
+}
+
+/* Make room for n new samples at L->pos, rewinding the buffer when it is full. */
+static void layer_make_room(Layer *L, int channels, int n) {
+    if (L->pos + n <= L->length) return;
+    for (int c = 0; c < channels; c++) {
+        float *b = L->buf + (size_t)c * L->length;
+        memmove(b, b + L->pos - L->history, sizeof(float) * (size_t)L->history);
+    }
+    L->pos = L->history;
+}
+
+/* One block of n <= max_block samples. Work runs over nt = n rounded up to whole tiles;
+ * the extra samples are scratch written past the end of each history, which the next
+ * block overwrites before it is ever read as history. */
+static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int n) {
+    const int B = m->block, nt = round_up(n, TILE);
+    const float **src = m->src;
+    for (int q = 0; q < m->cond_size; q++) {
+        memcpy(m->cond + (size_t)q * B, in + (size_t)q * in_stride, sizeof(float) * (size_t)n);
+        memset(m->cond + (size_t)q * B + n, 0, sizeof(float) * (size_t)(nt - n));
+    }
+    for (int a = 0; a < m->n_arrays; a++) {
+        Array *A = &m->arrays[a];
+        const int ch = A->channels, k = A->kernel, cond = A->cond_size;
+        const float *x_in = a == 0 ? m->cond : m->arrays[a - 1].out;
+        for (int c = 0; c < ch; c++) {
+            float *acc = A->head_acc + (size_t)c * B;
+            if (a == 0)
+                memset(acc, 0, sizeof(float) * (size_t)nt);
+            else
+                memcpy(acc, m->arrays[a - 1].head_out + (size_t)c * B, sizeof(float) * (size_t)nt);
+        }
+        Layer *first = &A->layers[0];
+        layer_make_room(first, ch, nt);
+        for (int i = 0; i < A->input_size; i++) src[i] = x_in + (size_t)i * B;
+        dense(&A->rechannel, src, NULL, 0, first->buf + first->pos, first->length, nt);
+        for (int l = 0; l < A->n_layers; l++) {
+            Layer *L = &A->layers[l];
+            const float *x = L->buf + L->pos;
+            for (int c = 0; c < ch; c++)
+                for (int j = 0; j < k; j++) src[c * k + j] = x + (size_t)c * L->length - (k - 1 - j) * L->dilation;
+            for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
+            dense(&L->conv, src, NULL, 0, m->z, B, nt);
+            for (int c = 0; c < ch; c++)
+                activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + ch) * B : NULL,
+                         m->h + (size_t)c * B, A->head_acc + (size_t)c * B, nt);
+            float *dst = A->out;
+            int dst_stride = B;
+            if (l + 1 < A->n_layers) {
+                Layer *next = &A->layers[l + 1];
+                layer_make_room(next, ch, nt);
+                dst = next->buf + next->pos;
+                dst_stride = next->length;
+            }
+            for (int c = 0; c < ch; c++) src[c] = m->h + (size_t)c * B;
+            dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
+            L->pos += n;
+        }
+        for (int c = 0; c < ch; c++) src[c] = A->head_acc + (size_t)c * B;
+        dense(&A->head, src, NULL, 0, A->head_out, B, nt);
+    }
+    const float *y = m->arrays[m->n_arrays - 1].head_out;
+    for (int t = 0; t < n; t++) out[t] = m->head_scale * y[t];
+}
+
+/* in: cond_size planar channels of n samples (channel c at in + c * stride); out: n samples. */
+void wavenet_process(void *handle, const float *in, int stride, float *out, int n) {
+    WaveNet *m = (WaveNet *)handle;
+    for (int done = 0; done < n; done += m->max_block) {
+        int len = n - done < m->max_block ? n - done : m->max_block;
+        wavenet_block(m, in + done, stride, out + done, len);
+    }
+}
+
+/* ---------------------------------------------------------------- LSTM -- */
+
+/* Gates are stored in four groups (i, f, g, o), each padded to hp = H rounded up to
+ * TILE lanes, so every activation runs on whole vectors of one kind. */
+typedef struct {
+    int input_size, hidden, n_layers, skip, hp;
+    float *wt;      /* per layer (in + H) rows of 4 * hp gate weights: column j of [W_ih W_hh] */
+    long *wt_off;   /* where each layer's rows start */
+    float *bias;    /* per layer 4 * hp */
+    float *h0, *c0; /* per layer hp */
+    float *head_w;  /* hp */
+    float head_b;
+    float *h, *c;   /* state: per layer hp */
+    float *g;       /* 4 * hp */
+    float *v;       /* concat(input, h) */
+} Lstm;
+
+void lstm_destroy(void *handle) {
+    Lstm *m = (Lstm *)handle;
+    if (!m) return;
+    free(m->wt);
+    free(m->wt_off);
+    free(m->bias);
+    free(m->h0);
+    free(m->c0);
+    free(m->head_w);
+    free(m->h);
+    free(m->c);
+    free(m->g);
+    free(m->v);
+    free(m);
+}
+
+void lstm_reset(void *handle) {
+    Lstm *m = (Lstm *)handle;
+    memcpy(m->h, m->h0, sizeof(float) * (size_t)m->n_layers * m->hp);
+    memcpy(m->c, m->c0, sizeof(float) * (size_t)m->n_layers * m->hp);
+}
+
+/* weights: NAM's LSTM order (per layer [W_ih W_hh] (4H x (in + H), row-major, gates i f g o),
+ * b_ih + b_hh, h0, c0; then the head's W (H) and b). */
+void *lstm_create(int input_size, int hidden, int n_layers, int skip, const float *weights, long n_weights) {
+    if (input_size < 1 || hidden < 1 || n_layers < 1) return NULL;
+    Lstm *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    const int H = hidden, hp = round_up(H, TILE), G = 4 * H;
+    m->input_size = input_size;
+    m->hidden = H;
+    m->n_layers = n_layers;
+    m->skip = skip;
+    m->hp = hp;
+    long need = 0, rows = 0;
+    for (int l = 0; l < n_layers; l++) {
+        int width = (l == 0 ? input_size : H) + H;
+        need += (long)width * G + G + 2 * H;
+        rows += width;
+    }
+    need += H + 1;
+    int widest = (input_size > H ? input_size : H) + H;
+    m->wt = calloc((size_t)rows * 4 * hp, sizeof(float));
+    m->wt_off = calloc((size_t)n_layers, sizeof(long));
+    m->bias = calloc((size_t)n_layers * 4 * hp, sizeof(float));
+    m->h0 = calloc((size_t)n_layers * hp, sizeof(float));
+    m->c0 = calloc((size_t)n_layers * hp, sizeof(float));
+    m->head_w = calloc((size_t)hp, sizeof(float));
+    m->h = calloc((size_t)n_layers * hp, sizeof(float));
+    m->c = calloc((size_t)n_layers * hp, sizeof(float));
+    m->g = calloc((size_t)4 * hp, sizeof(float));
+    m->v = calloc((size_t)widest, sizeof(float));
+    if (n_weights != need || !m->wt || !m->wt_off || !m->bias || !m->h0 || !m->c0 || !m->head_w || !m->h ||
+        !m->c || !m->g || !m->v) {
+        lstm_destroy(m);
+        return NULL;
+    }
+    long w = 0, off = 0;
+    for (int l = 0; l < n_layers; l++) {
+        int width = (l == 0 ? input_size : H) + H;
+        m->wt_off[l] = off;
+        for (int gate = 0; gate < 4; gate++)
+            for (int r = 0; r < H; r++) {
+                const float *row = weights + w + (long)(gate * H + r) * width;
+                for (int j = 0; j < width; j++) m->wt[off + (long)j * 4 * hp + gate * hp + r] = row[j];
+            }
+        w += (long)width * G;
+        off += (long)width * 4 * hp;
+        for (int gate = 0; gate < 4; gate++)
+            memcpy(m->bias + (size_t)l * 4 * hp + gate * hp, weights + w + gate * H, sizeof(float) * H);
+        w += G;
+        memcpy(m->h0 + (size_t)l * hp, weights + w, sizeof(float) * H);
+        w += H;
+        memcpy(m->c0 + (size_t)l * hp, weights + w, sizeof(float) * H);
+        w += H;
+    }
+    memcpy(m->head_w, weights + w, sizeof(float) * H);
+    m->head_b = weights[w + H];
+    lstm_reset(m);
+    return m;
+}
+
+/* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
+void lstm_process(void *handle, const float *in, int stride, float *out, int n) {
+    Lstm *m = (Lstm *)handle;
+    const int H = m->hidden, hp = m->hp, gp = 4 * hp;
+    float *g = m->g;
+    for (int t = 0; t < n; t++) {
+        int width = m->input_size;
+        for (int i = 0; i < width; i++) m->v[i] = in[(size_t)i * stride + t];
+        for (int l = 0; l < m->n_layers; l++) {
+            float *h = m->h + (size_t)l * hp, *cs = m->c + (size_t)l * hp;
+            memcpy(m->v + width, h, sizeof(float) * (size_t)H);
+            const float *wt = m->wt + m->wt_off[l], *b = m->bias + (size_t)l * gp;
+            const int cols = width + H;
+            for (int g0 = 0; g0 < gp; g0 += 2 * TILE) { /* gates = bias + [W_ih W_hh] [x; h] */
+                vec a0 = vload(b + g0), a1 = vload(b + g0 + TILE);
+                for (int j = 0; j < cols; j++) {
+                    const float *col = wt + (size_t)j * gp + g0;
+                    const float vj = m->v[j];
+                    a0 += vj * vload(col);
+                    a1 += vj * vload(col + TILE);
+                }
+                vstore(g + g0, a0);
+                vstore(g + g0 + TILE, a1);
+            }
+            for (int r = 0; r < hp; r += TILE) {
+                const vec i = vsigmoid(vload(g + r)), f = vsigmoid(vload(g + hp + r));
+                const vec gg = vtanh(vload(g + 2 * hp + r)), o = vsigmoid(vload(g + 3 * hp + r));
+                const vec c = f * vload(cs + r) + i * gg;
+                vstore(cs + r, c);
+                vstore(h + r, o * vtanh(c));
+            }
+            memcpy(m->v, h, sizeof(float) * (size_t)H);
+            width = H;
+        }
+        const float *hl = m->h + (size_t)(m->n_layers - 1) * hp;
+        vec acc = {0};
+        for (int r = 0; r < hp; r += TILE) acc += vload(m->head_w + r) * vload(hl + r);
+        float y = m->head_b;
+        for (int r = 0; r < TILE; r++) y += acc[r];
+        out[t] = m->skip ? y + in[t] : y;
+    }
+}

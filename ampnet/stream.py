@@ -1,0 +1,186 @@
+"""Block-by-block inference with no added latency, and whole-file rendering.
+
+:class:`Streamer` keeps every dilated convolution's input history (and the LSTM
+state) between calls, so a block costs only its own samples and output sample n
+depends on input samples up to n. It runs the native kernels (``ampnet.kernels``)
+when the machine can build them, and the model's own PyTorch code otherwise; both
+match offline processing of the concatenated blocks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ampnet import kernels
+from ampnet.errors import AmpnetError
+from ampnet.models import LSTM, WaveNet
+
+
+class _TorchEngine:
+    """The model's own PyTorch forward, fed one block at a time with its state."""
+
+    def __init__(self, model: nn.Module, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.model.initial_state() if isinstance(self.model, WaveNet) else None
+
+    @torch.inference_mode()
+    def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        xt = torch.from_numpy(x)[None].to(self.device)
+        if isinstance(self.model, WaveNet):
+            y = self.model(xt, state=self.state)
+        else:
+            y, self.state = self.model.forward_with_state(xt, self.state)
+        out[:] = y[0, 0].cpu().numpy()
+        return out
+
+    def bind(self, x: np.ndarray, out: np.ndarray):
+        return lambda n: self.process(x[:, :n], out[:n])
+
+
+def _engine(model: nn.Module, backend: str, max_block: int, device: str):
+    if backend not in ("auto", "native", "torch"):
+        raise ValueError(f"backend={backend!r}: use 'auto', 'native' or 'torch'")
+    if device == "cpu" and backend != "torch" and kernels.available():
+        return kernels.NativeModel(model, max_block=max_block), "native"
+    if backend == "native":
+        raise RuntimeError(
+            "native kernels are not available (no C compiler found, or AMPNET_NO_NATIVE set)"
+        )
+    return _TorchEngine(model, device), "torch"
+
+
+class Streamer:
+    """Stream audio through a model: ``process(block) -> block`` for any block size.
+
+    ``block`` is a 1-D float32 array; the result has its length and carries the
+    model's state into the next call. ``reset()`` returns to silence. Blocks longer
+    than ``max_block`` are split internally. ``input_gain_db`` is the gain the model
+    was trained with (stored in its checkpoint), applied before the model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        sample_rate: int | None = None,
+        input_gain_db: float = 0.0,
+        max_block: int = 4096,
+        backend: str = "auto",
+        device: str = "cpu",
+    ):
+        if not isinstance(model, WaveNet | LSTM):
+            raise TypeError(f"cannot stream a {type(model).__name__}")
+        self.model = model.eval()
+        self.sample_rate = sample_rate
+        self.input_gain = np.float32(10.0 ** (input_gain_db / 20.0))
+        self.max_block = int(max_block)
+        self.latency_samples = 0  # causal: output n depends on input up to n
+        self._engine, self.backend = _engine(self.model, backend, self.max_block, device)
+        self._x = np.zeros((model.input_channels, self.max_block), dtype=np.float32)
+        self._y = np.zeros(self.max_block, dtype=np.float32)
+        self._run = self._engine.bind(self._x, self._y)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Streamer:
+        """A streamer for the model in an ampnet training checkpoint (loaded weights-only)."""
+        from ampnet.checkpoints import load_model
+
+        model, hparams = load_model(path)
+        kwargs.setdefault("sample_rate", hparams.get("sample_rate"))
+        kwargs.setdefault("input_gain_db", hparams.get("input_gain_db", 0.0))
+        return cls(model, **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **kwargs) -> Streamer:
+        """A streamer for any model file ampnet reads (a training checkpoint, or an export)."""
+        if Path(path).suffix == ".ckpt":
+            return cls.from_checkpoint(path, **kwargs)
+        raise AmpnetError(
+            f"{path}: not a model file ampnet reads; pass a .ckpt written by ampnet.train"
+        )
+
+    def reset(self) -> None:
+        """Forget the past: the next block starts after silence."""
+        self._engine.reset()
+
+    def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Process one block of samples ``(n,)`` and return ``(n,)`` (written into ``out`` if given)."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 1:
+            raise ValueError(f"a block is 1-D (samples,), got shape {block.shape}")
+        n = block.shape[0]
+        if out is None:
+            out = np.empty(n, dtype=np.float32)
+        for start in range(0, n, self.max_block):
+            m = min(self.max_block, n - start)
+            np.multiply(block[start : start + m], self.input_gain, out=self._x[0, :m])
+            self._run(m)
+            out[start : start + m] = self._y[:m]
+        return out
+
+
+def render(
+    model: nn.Module,
+    audio: np.ndarray,
+    *,
+    input_gain_db: float = 0.0,
+    chunk: int = 65536,
+    threads: int | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Process a whole recording ``(n,)`` as a player would hear it (silence before its start).
+
+    The file goes through in chunks of ``chunk`` samples with the state carried
+    between them, so memory stays flat and the result equals one pass over the whole
+    file. A WaveNet's memory is its receptive field, so with ``threads`` > 1 separate
+    streamers take separate parts, each first fed the ``receptive_field - 1`` samples
+    before its part: the result is the same. ``progress(samples_done)`` is called
+    after each chunk.
+    """
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    n = audio.shape[0]
+    out = np.empty(n, dtype=np.float32)
+    threads = max(1, threads or os.cpu_count() or 1)
+    if isinstance(model, WaveNet) and device == "cpu":
+        # each part re-reads receptive_field - 1 samples: keep parts 10x longer than that
+        threads = min(threads, max(1, n // (10 * model.receptive_field)))
+    else:
+        threads = 1  # a recurrent model's state depends on everything before: one pass
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    # the native kernel is fastest on blocks that keep its working set in cache
+    native = device == "cpu" and backend != "torch" and kernels.available()
+    block = min(chunk, 2048) if native else chunk
+
+    def run(part: int) -> None:
+        streamer = Streamer(
+            model, input_gain_db=input_gain_db, max_block=block, backend=backend, device=device
+        )
+        start, stop = bounds[part], bounds[part + 1]
+        if part > 0:  # settle the histories on the samples before this part
+            warm = max(0, start - (model.receptive_field - 1))
+            streamer.process(audio[warm:start])
+        for s in range(start, stop, chunk):
+            e = min(stop, s + chunk)
+            streamer.process(audio[s:e], out[s:e])
+            if progress is not None:
+                progress(e - s)
+
+    if threads == 1:
+        run(0)
+    else:
+        with torch.inference_mode(), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, range(threads)))
+    return out

@@ -1,0 +1,200 @@
+"""Streaming: block by block equals offline, adds no latency, allocates nothing per block."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from ampnet import kernels
+from ampnet.models import LSTM, WaveNet
+from ampnet.stream import Streamer, render
+
+from .conftest import REPO
+
+MIXED = [
+    {
+        "input_size": 1,
+        "condition_size": 1,
+        "channels": 6,
+        "head_size": 4,
+        "kernel_size": 3,
+        "dilations": [1, 2, 4, 8, 16],
+        "activation": "Tanh",
+        "gated": False,
+        "head_bias": False,
+    },
+    {
+        "input_size": 6,
+        "condition_size": 1,
+        "channels": 4,
+        "head_size": 1,
+        "kernel_size": 2,
+        "dilations": [32, 1, 64],
+        "activation": "Tanh",
+        "gated": True,
+        "head_bias": True,
+    },
+]
+BACKENDS = ["native", "torch"] if kernels.available() else ["torch"]
+
+
+def models():
+    torch.manual_seed(0)
+    return {
+        "wavenet": WaveNet(MIXED).eval(),
+        "wavenet_relu": WaveNet(
+            [{**MIXED[0], "activation": "ReLU"}, {**MIXED[1], "activation": "SiLU"}]
+        ).eval(),
+        "lstm": LSTM(hidden_size=12, num_layers=2).eval(),
+    }
+
+
+def offline(model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)[None, None], pad_start=True)[0, 0].numpy()
+
+
+def signal(n: int = 9000, seed: int = 0) -> np.ndarray:
+    return (0.4 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
+    out, pos, i = [], 0, 0
+    while pos < len(x):
+        size = sizes[i % len(sizes)]
+        out.append(streamer.process(x[pos : pos + size]))
+        pos, i = pos + size, i + 1
+    return np.concatenate(out)
+
+
+def test_native_kernels_build_on_this_machine():
+    # CI machines have a C compiler; a silent fallback to PyTorch would hide a broken kernel
+    assert kernels.available(), "the native kernels did not build; see the warning above"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["wavenet", "wavenet_relu", "lstm"])
+@pytest.mark.parametrize(
+    "sizes", [[1], [2], [63], [64], [128], [4096], [1, 7, 64, 300, 2, 4096, 33]]
+)
+def test_stream_equals_offline_for_any_block_sizes(name, sizes, backend):
+    model = models()[name]
+    x = signal(6000 if sizes != [1] else 1500)
+    streamer = Streamer(model, max_block=512, backend=backend)
+    assert streamer.backend == backend
+    np.testing.assert_allclose(stream(streamer, x, sizes), offline(model, x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stream_adds_no_latency(backend):
+    model = models()["wavenet"]
+    silence = Streamer(model, backend=backend).process(np.zeros(200, np.float32))
+    x = np.zeros(200, np.float32)
+    x[120] = 0.5
+    y = Streamer(model, backend=backend).process(x)
+    np.testing.assert_array_equal(y[:120], silence[:120])  # nothing before the impulse moves
+    assert abs(y[120] - silence[120]) > 1e-6  # the impulse is heard at its own sample
+    assert Streamer(model).latency_samples == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reset_returns_to_silence(backend):
+    model = models()["lstm"]
+    x = signal(2000)
+    streamer = Streamer(model, backend=backend)
+    first = streamer.process(x)
+    streamer.process(signal(3000, seed=1))
+    streamer.reset()
+    np.testing.assert_array_equal(streamer.process(x), first)
+
+
+def test_per_block_path_does_not_grow_memory():
+    model = models()["wavenet"]
+    streamer = Streamer(model, max_block=256)
+    block, out = signal(64), np.empty(64, np.float32)
+    for _ in range(200):
+        streamer.process(block, out)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(5000):
+        streamer.process(block, out)
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes more after 5000 blocks"
+
+
+def test_input_gain_is_applied_before_the_model():
+    model = models()["wavenet"]
+    x = signal(3000)
+    louder = Streamer(model, input_gain_db=6.0).process(x)
+    np.testing.assert_allclose(louder, offline(model, x * np.float32(10 ** (6 / 20))), atol=1e-5)
+
+
+def test_blocks_must_be_one_dimensional():
+    with pytest.raises(ValueError, match="1-D"):
+        Streamer(models()["lstm"]).process(np.zeros((2, 10), np.float32))
+
+
+@pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
+def test_native_kernel_refuses_a_layout_it_cannot_run():
+    from ampnet.formats.nam_weights import wavenet_kernel_config, wavenet_weights
+
+    model = models()["wavenet"]
+    lib = kernels.library()
+    config, weights = wavenet_kernel_config(model), wavenet_weights(model)[:-5]
+    handle = lib.wavenet_create(
+        kernels._ptr(config, kernels._int_p), len(config), kernels._ptr(weights), len(weights), 64
+    )
+    assert not handle
+
+
+@pytest.mark.parametrize("name", ["wavenet", "lstm"])
+@pytest.mark.parametrize("chunk", [997, 4096, 65536])
+def test_render_in_chunks_equals_the_whole_file(name, chunk):
+    model = models()[name]
+    x = signal(40000)
+    np.testing.assert_allclose(
+        render(model, x, chunk=chunk, threads=1), offline(model, x), rtol=0, atol=1e-6
+    )
+
+
+def test_render_on_several_threads_is_identical():
+    model = models()["wavenet"]
+    x = signal(60000)
+    one = render(model, x, chunk=1000, threads=1)
+    np.testing.assert_array_equal(render(model, x, chunk=1000, threads=3), one)
+
+
+PORTABLE_CHECK = """
+import numpy as np, torch
+from ampnet import kernels
+from ampnet.stream import Streamer
+from tests.test_stream import models, offline, signal, stream
+assert kernels.available()
+for name, model in models().items():
+    x = signal(5000)
+    y = stream(Streamer(model, max_block=256, backend="native"), x, [1, 63, 64, 700])
+    err = float(np.abs(y - offline(model, x)).max())
+    assert err < 1e-5, (name, err)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64", reason="instruction-set variants are x86-64 names"
+)
+@pytest.mark.parametrize("march", ["x86-64", "x86-64-v3"])
+def test_kernels_are_exact_on_older_instruction_sets(march, tmp_path):
+    # SSE2-only and AVX2 machines get narrower vectors and other reciprocal estimates
+    env = dict(os.environ, AMPNET_MARCH=march, AMPNET_CACHE=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", PORTABLE_CHECK], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
