@@ -94,21 +94,19 @@ class Streamer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Streamer:
         """A streamer for the model in an ampnet training checkpoint (loaded weights-only)."""
-        from ampnet.checkpoints import load_model
-
-        model, hparams = load_model(path)
-        kwargs.setdefault("sample_rate", hparams.get("sample_rate"))
-        kwargs.setdefault("input_gain_db", hparams.get("input_gain_db", 0.0))
-        return cls(model, **kwargs)
+        if Path(path).suffix.lower() != ".ckpt":
+            raise AmpnetError(f"{path}: not a .ckpt; use Streamer.from_file for exported models")
+        return cls.from_file(path, **kwargs)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> Streamer:
-        """A streamer for any model file ampnet reads (a training checkpoint, or an export)."""
-        if Path(path).suffix == ".ckpt":
-            return cls.from_checkpoint(path, **kwargs)
-        raise AmpnetError(
-            f"{path}: not a model file ampnet reads; pass a .ckpt written by ampnet.train"
-        )
+        """A streamer for any model file ampnet reads: a training checkpoint or an export (.nam)."""
+        from ampnet.formats import load_model_file
+
+        loaded = load_model_file(path)
+        kwargs.setdefault("sample_rate", loaded.sample_rate)
+        kwargs.setdefault("input_gain_db", loaded.input_gain_db)
+        return cls(loaded.model, **kwargs)
 
     def reset(self) -> None:
         """Forget the past: the next block starts after silence."""

@@ -198,3 +198,24 @@ def test_kernels_are_exact_on_older_instruction_sets(march, tmp_path):
         [sys.executable, "-c", PORTABLE_CHECK], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_streamer_from_checkpoint_and_from_nam_file(tmp_path):
+    import json
+
+    from ampnet.formats.nam import wavenet_to_nam
+
+    from .conftest import write_checkpoint
+
+    model = models()["wavenet"]
+    ckpt = write_checkpoint(model, tmp_path / "m.ckpt", sample_rate=44100, input_gain_db=-3.0)
+    (tmp_path / "m.nam").write_text(json.dumps(wavenet_to_nam(model, 44100)))
+    x = signal(3000)
+    from_ckpt = Streamer.from_checkpoint(ckpt)
+    assert from_ckpt.sample_rate == 44100
+    np.testing.assert_allclose(
+        from_ckpt.process(x), offline(model, x * np.float32(10 ** (-3 / 20))), atol=1e-5
+    )
+    from_nam = Streamer.from_file(tmp_path / "m.nam")
+    assert from_nam.sample_rate == 44100
+    np.testing.assert_allclose(from_nam.process(x), offline(model, x), atol=1e-5)
