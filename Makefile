@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(PY) -m ampnet.train experiment=demo
+	$(PY) -m ampnet.export ckpt=best
 
 test: install
 	$(PY) -m pytest -q

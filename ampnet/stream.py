@@ -32,7 +32,7 @@ class _TorchEngine:
         self.reset()
 
     def reset(self) -> None:
-        self.state = self.model.initial_state() if isinstance(self.model, WaveNet) else None
+        self.state = self.model.initial_state()
 
     @torch.inference_mode()
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:

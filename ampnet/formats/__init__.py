@@ -39,7 +39,7 @@ def read_json(path: Path) -> dict:
 
 
 def load_model_file(path: str | os.PathLike) -> LoadedModel:
-    """Open a training checkpoint (.ckpt) or an exported model (.nam)."""
+    """Open a training checkpoint (.ckpt), a NAM file (.nam) or an AIDA-X / Proteus JSON (.json)."""
     path = Path(path)
     if not path.is_file():
         raise AmpnetError(f"{path}: no such model file")
@@ -63,4 +63,40 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
         return LoadedModel(
             model.eval(), data.get("sample_rate", 48000), 0.0, str(path), data.get("metadata") or {}
         )
-    raise AmpnetError(f"{path}: unknown model file type {suffix!r}; ampnet reads .ckpt and .nam")
+    if suffix == ".json":
+        from ampnet.formats.aidax import lstm_from_aidax
+
+        model, rate = lstm_from_aidax(read_json(path), str(path))
+        return LoadedModel(model, rate, 0.0, str(path), {})
+    raise AmpnetError(
+        f"{path}: unknown model file type {suffix!r}; ampnet reads .ckpt, .nam and .json"
+    )
+
+
+def fold_input_gain(model: nn.Module, input_gain_db: float) -> nn.Module:
+    """A copy of ``model`` that expects the raw DI: the training input gain moved into the
+    weights that first touch the audio (exact: those paths are linear and have no bias)."""
+    import copy
+
+    import torch
+
+    from ampnet.models import LSTM, WaveNet
+
+    model = copy.deepcopy(model)
+    if not input_gain_db:
+        return model
+    gain = 10.0 ** (input_gain_db / 20.0)
+    with torch.no_grad():
+        if isinstance(model, WaveNet):
+            model.layer_arrays[0].rechannel.weight[:, 0] *= gain
+            for array in model.layer_arrays:
+                for layer in array.layers:
+                    layer.input_mixer.weight[:, 0] *= gain
+        elif isinstance(model, LSTM) and not model.input_skip:
+            model.lstm.weight_ih_l0[:, 0] *= gain
+        else:
+            raise AmpnetError(
+                f"input_gain_db={input_gain_db} cannot be folded into this {type(model).__name__} "
+                "(its input skip bypasses the weights); retrain with data.input_gain_db=0"
+            )
+    return model

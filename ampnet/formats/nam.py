@@ -15,8 +15,13 @@ import numpy as np
 import torch
 
 from ampnet.errors import AmpnetError
-from ampnet.formats.nam_weights import wavenet_weights
-from ampnet.models import WaveNet
+from ampnet.formats.nam_weights import (
+    load_lstm_weights,
+    lstm_weight_count,
+    lstm_weights,
+    wavenet_weights,
+)
+from ampnet.models import LSTM, WaveNet
 
 NAM_VERSION = "0.7.0"
 FILM_KEYS = (
@@ -54,6 +59,24 @@ def _layer_array_config(array) -> dict:
     }
 
 
+def _envelope(architecture: str, config: dict, weights: np.ndarray, sample_rate, metadata) -> dict:
+    now = datetime.now()
+    meta = {
+        "date": {k: getattr(now, k) for k in ("year", "month", "day", "hour", "minute", "second")},
+        **dict(metadata or {}),
+    }
+    out = {
+        "version": NAM_VERSION,
+        "metadata": meta,
+        "architecture": architecture,
+        "config": config,
+        "weights": [float(w) for w in weights],
+    }
+    if sample_rate is not None:
+        out["sample_rate"] = int(sample_rate)
+    return out
+
+
 def wavenet_to_nam(
     model: WaveNet, sample_rate: int | None, metadata: Mapping | None = None
 ) -> dict:
@@ -63,25 +86,36 @@ def wavenet_to_nam(
             f"this WaveNet takes {model.input_channels} input channels (audio and knobs); "
             "NAM plays audio-only models: export ONNX or TorchScript instead"
         )
-    now = datetime.now()
-    meta = {
-        "date": {k: getattr(now, k) for k in ("year", "month", "day", "hour", "minute", "second")},
-        **dict(metadata or {}),
+    config = {
+        "layers": [_layer_array_config(a) for a in model.layer_arrays],
+        "head": None,
+        "head_scale": model.head_scale,
     }
-    out = {
-        "version": NAM_VERSION,
-        "metadata": meta,
-        "architecture": "WaveNet",
-        "config": {
-            "layers": [_layer_array_config(a) for a in model.layer_arrays],
-            "head": None,
-            "head_scale": model.head_scale,
-        },
-        "weights": [float(w) for w in wavenet_weights(model)],
-    }
-    if sample_rate is not None:
-        out["sample_rate"] = int(sample_rate)
-    return out
+    return _envelope("WaveNet", config, wavenet_weights(model), sample_rate, metadata)
+
+
+def lstm_to_nam(model: LSTM, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
+    """The ``.nam`` dict of an LSTM; NAM's LSTM has no input skip and no knob inputs."""
+    if model.input_skip:
+        raise AmpnetError(
+            "this LSTM adds its input to its output (input skip), which NAM's LSTM cannot: "
+            "export the aidax format, or train with model=lstm_nam for a .nam"
+        )
+    if model.input_size != 1:
+        raise AmpnetError(
+            "this LSTM takes knob inputs; NAM plays audio-only models: export aidax or ONNX"
+        )
+    config = {"input_size": 1, "hidden_size": model.hidden_size, "num_layers": model.num_layers}
+    return _envelope("LSTM", config, lstm_weights(model), sample_rate, metadata)
+
+
+def to_nam(model, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
+    """The ``.nam`` dict of a WaveNet or an LSTM; one clear error for what NAM cannot play."""
+    if isinstance(model, WaveNet):
+        return wavenet_to_nam(model, sample_rate, metadata)
+    if isinstance(model, LSTM):
+        return lstm_to_nam(model, sample_rate, metadata)
+    raise AmpnetError(f"no .nam form for a {type(model).__name__}")
 
 
 def _same(values, what: str, where: str):
@@ -196,14 +230,83 @@ def load_wavenet_weights(model: WaveNet, weights: np.ndarray, where: str) -> Non
     model.head_scale = float(weights[i])
 
 
+def lstm_from_nam(data: Mapping, where: str = ".nam file") -> LSTM:
+    """ampnet's LSTM with a ``.nam`` LSTM's config, weights and initial state."""
+    config = data["config"]
+    try:
+        inputs, hidden, layers = (
+            int(config["input_size"]),
+            int(config["hidden_size"]),
+            int(config["num_layers"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise AmpnetError(f"{where}: incomplete LSTM config ({err})") from None
+    weights = np.asarray(data["weights"], dtype=np.float32)
+    expected = lstm_weight_count(inputs, hidden, layers)
+    if weights.shape != (expected,):
+        raise AmpnetError(f"{where}: {weights.size} weights but its LSTM config needs {expected}")
+    model = LSTM(
+        input_size=inputs, hidden_size=hidden, num_layers=layers, input_skip=False, burn_in=0
+    )
+    load_lstm_weights(model, weights)
+    return model
+
+
 def model_from_nam(data: Mapping, where: str = ".nam file"):
     """The ampnet model for a ``.nam`` dict; one clear error for what ampnet cannot play."""
     architecture = data.get("architecture")
+    readers = {"WaveNet": wavenet_from_nam, "LSTM": lstm_from_nam}
+    if architecture not in readers:
+        raise AmpnetError(
+            f"{where}: architecture {architecture!r} is not supported; ampnet reads WaveNet and LSTM .nam files"
+        )
+    if not isinstance(data.get("config"), Mapping) or not isinstance(data.get("weights"), list):
+        raise AmpnetError(f"{where}: no config or weights list; is the file complete?")
     try:
-        if architecture == "WaveNet":
-            return wavenet_from_nam(data, where)
-    except (KeyError, TypeError) as err:
-        raise AmpnetError(f"{where}: incomplete WaveNet config (missing {err})") from None
-    raise AmpnetError(
-        f"{where}: architecture {architecture!r} is not supported; ampnet reads WaveNet .nam files"
-    )
+        return readers[architecture](data, where)
+    except (KeyError, TypeError, ValueError) as err:
+        raise AmpnetError(f"{where}: incomplete {architecture} config ({err})") from None
+
+
+def loudness_input() -> tuple[np.ndarray, str]:
+    """NAM's standard 1 s loudness input (from its package, when installed) or ampnet's own.
+
+    NAM players normalise levels with the ``loudness`` it yields, so the same input
+    gives values comparable with NAM-trained captures; ampnet's stand-in is a strummed
+    chord at the same RMS (-15 dBFS), used only when NAM is not installed.
+    """
+    try:
+        from importlib.resources import files
+
+        import soundfile as sf
+
+        with files("nam").joinpath("models/_resources/loudness_input.wav").open("rb") as f:
+            audio, _ = sf.read(f, dtype="float32")
+        return audio, "nam"
+    except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
+        from ampnet.data.demo import phrase_chords
+
+        chord = phrase_chords(np.random.default_rng(7), 48000)[:48000]
+        chord = chord * (10 ** (-14.97 / 20) / np.sqrt(np.mean(chord**2)))
+        return chord.astype(np.float32), "ampnet"
+
+
+def loudness_and_gain(model) -> dict:
+    """NAM's ``loudness`` (dB RMS of the output for the loudness input) and ``gain``
+    (0..1: how much the output's level curve over input gains 0..1 bends like a compressor)."""
+    from ampnet.stream import render
+
+    x, source = loudness_input()
+
+    def rms(gain: float) -> float:
+        y = render(model, np.float32(gain) * x, threads=1)
+        return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+
+    levels = np.array([rms(g) for g in np.linspace(0.0, 1.0, 11)])
+    square = levels[-1] * len(levels)  # full compression: every gain as loud as the loudest
+    gain = (levels.sum() - 0.5 * square) / (0.5 * square) if square > 0 else 0.0
+    return {
+        "loudness": float(20 * np.log10(max(levels[-1], 1e-12))),
+        "gain": float(np.clip(gain, 0.0, 1.0)),
+        "loudness_input": source,
+    }

@@ -51,23 +51,48 @@ def wavenet_kernel_config(model: WaveNet) -> np.ndarray:
     return np.array(config, dtype=np.int32)
 
 
-def lstm_weights(
-    model: LSTM, initial_state: tuple[torch.Tensor, torch.Tensor] | None = None
-) -> np.ndarray:
+def lstm_weights(model: LSTM) -> np.ndarray:
     """NAM's LSTM order: per layer ``[W_ih W_hh]``, ``b_ih + b_hh``, ``h0``, ``c0``; then the head.
 
-    ``initial_state`` (h, c), each ``(layers, 1, hidden)``, defaults to zeros: the state
-    our models start from. The input skip is not part of the layout.
+    The input skip is not part of the layout (NAM's LSTM has none).
     """
-    lstm, hidden = model.lstm, model.hidden_size
+    lstm = model.lstm
     parts: list[np.ndarray] = []
     for i in range(model.num_layers):
         w_ih, w_hh = getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")
         bias = getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")
-        if initial_state is None:
-            h0 = c0 = torch.zeros(hidden)
-        else:
-            h0, c0 = initial_state[0][i, 0], initial_state[1][i, 0]
-        parts += _flat(torch.cat([w_ih, w_hh], dim=1), bias, h0, c0)
+        parts += _flat(torch.cat([w_ih, w_hh], dim=1), bias, model.h0[i], model.c0[i])
     parts += _flat(model.head.weight, model.head.bias)
     return np.concatenate(parts).astype(np.float32)
+
+
+def load_lstm_weights(model: LSTM, weights: np.ndarray) -> None:
+    """Fill ``model`` from NAM's flat LSTM order (the summed bias goes to ``b_ih``, ``b_hh`` = 0)."""
+    lstm, hidden, i = model.lstm, model.hidden_size, 0
+
+    def take(n: int) -> torch.Tensor:
+        nonlocal i
+        i += n
+        return torch.from_numpy(weights[i - n : i].copy())
+
+    with torch.no_grad():
+        for layer in range(model.num_layers):
+            width = (model.input_size if layer == 0 else hidden) + hidden
+            w = take(4 * hidden * width).view(4 * hidden, width)
+            getattr(lstm, f"weight_ih_l{layer}").copy_(w[:, : width - hidden])
+            getattr(lstm, f"weight_hh_l{layer}").copy_(w[:, width - hidden :])
+            getattr(lstm, f"bias_ih_l{layer}").copy_(take(4 * hidden))
+            getattr(lstm, f"bias_hh_l{layer}").zero_()
+            model.h0[layer].copy_(take(hidden))
+            model.c0[layer].copy_(take(hidden))
+        model.head.weight.copy_(take(hidden).view(1, hidden))
+        model.head.bias.copy_(take(1))
+
+
+def lstm_weight_count(input_size: int, hidden: int, layers: int) -> int:
+    """How many floats NAM's LSTM layout holds."""
+    count = hidden + 1
+    for layer in range(layers):
+        width = (input_size if layer == 0 else hidden) + hidden
+        count += 4 * hidden * width + 4 * hidden + 2 * hidden
+    return count

@@ -33,6 +33,9 @@ class LSTM(nn.Module):
         self.burn_in = int(burn_in)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, 1)
+        # The state a run starts from: zeros for models trained here; a NAM file brings its own.
+        self.register_buffer("h0", torch.zeros(num_layers, hidden_size))
+        self.register_buffer("c0", torch.zeros(num_layers, hidden_size))
 
     @property
     def input_channels(self) -> int:
@@ -49,10 +52,22 @@ class LSTM(nn.Module):
             "burn_in": self.burn_in,
         }
 
+    def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h, c)``, each ``(layers, batch, hidden)``: where every run starts."""
+        return (
+            self.h0[:, None].expand(-1, batch, -1).contiguous(),
+            self.c0[:, None].expand(-1, batch, -1).contiguous(),
+        )
+
     def forward_with_state(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x: (batch, input_size, time), state (h, c) each (layers, batch, hidden) -> (y, new state)."""
+        """x: (batch, input_size, time), state (h, c) each (layers, batch, hidden) -> (y, new state).
+
+        Without ``state`` the run starts from :meth:`initial_state`.
+        """
+        if state is None:
+            state = self.initial_state(x.shape[0])
         h, state = self.lstm(x.transpose(1, 2), state)
         y = self.head(h).transpose(1, 2)
         if self.input_skip:
@@ -60,7 +75,7 @@ class LSTM(nn.Module):
         return y, state
 
     def forward(self, x: torch.Tensor, pad_start: bool = False) -> torch.Tensor:
-        """x: (batch, input_size, time) -> (batch, 1, time), from a zero state.
+        """x: (batch, input_size, time) -> (batch, 1, time), from :meth:`initial_state`.
 
         ``pad_start`` is accepted for a common interface with :class:`WaveNet`; a
         recurrent model's output always has the input's length.

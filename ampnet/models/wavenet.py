@@ -142,8 +142,9 @@ class LayerArray(nn.Module):
         x = self.rechannel(x)
         for i, layer in enumerate(self.layers):
             if history is not None:
+                keep = history[i].shape[-1]
                 x = torch.cat([history[i], x], dim=-1)
-                history[i] = x[..., x.shape[-1] - history[i].shape[-1] :]
+                history[i] = x[..., -keep:] if keep else x[..., :0]
             x, h = layer(x, c)
             head = h if head is None else head[..., -h.shape[-1] :] + h
         return x, self.head_rechannel(head)

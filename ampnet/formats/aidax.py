@@ -1,0 +1,106 @@
+"""The SimpleRNN JSON that Proteus, NeuralPi and AIDA-X load (LSTM models).
+
+Layout (as in ``../shared/data/captures/*.json``)::
+
+    {"model_data": {"model": "SimpleRNN", "input_size": 1, "skip": 1, "output_size": 1,
+                    "unit_type": "LSTM", "num_layers": 1, "hidden_size": 40, "bias_fl": true},
+     "state_dict": {"rec.weight_ih_l0": [[...]], "rec.weight_hh_l0": [[...]],
+                    "rec.bias_ih_l0": [...], "rec.bias_hh_l0": [...],
+                    "lin.weight": [[...]], "lin.bias": [...]}}
+
+``skip: 1`` adds the first input (the audio) to the output; extra inputs are knob values.
+The state starts at zero. ampnet adds ``sample_rate`` to ``model_data`` (readers ignore
+unknown keys); files without it are read as 48 kHz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ampnet.errors import AmpnetError
+from ampnet.models import LSTM
+
+DEFAULT_RATE = 48000
+
+
+def lstm_to_aidax(model: LSTM, sample_rate: int | None) -> dict:
+    """The SimpleRNN dict of an ampnet LSTM (which must start from the zero state)."""
+    if not isinstance(model, LSTM):
+        raise AmpnetError(f"the aidax format holds LSTMs, not a {type(model).__name__}")
+    if model.h0.abs().max() > 0 or model.c0.abs().max() > 0:
+        raise AmpnetError(
+            "this LSTM starts from a non-zero state, which SimpleRNN JSON cannot hold"
+        )
+    state = {}
+    for name, tensor in model.lstm.state_dict().items():
+        state[f"rec.{name}"] = tensor.tolist()
+    state["lin.weight"] = model.head.weight.tolist()
+    state["lin.bias"] = model.head.bias.tolist()
+    model_data = {
+        "model": "SimpleRNN",
+        "input_size": model.input_size,
+        "skip": int(model.input_skip),
+        "output_size": 1,
+        "unit_type": "LSTM",
+        "num_layers": model.num_layers,
+        "hidden_size": model.hidden_size,
+        "bias_fl": True,
+    }
+    if sample_rate is not None:
+        model_data["sample_rate"] = int(sample_rate)
+    return {"model_data": model_data, "state_dict": state}
+
+
+def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int]:
+    """ampnet's LSTM (and the sample rate) for a SimpleRNN dict; one clear error if it is not one."""
+    md, sd = data.get("model_data"), data.get("state_dict")
+    if not isinstance(md, Mapping) or not isinstance(sd, Mapping):
+        raise AmpnetError(f"{where}: not a SimpleRNN model (needs model_data and state_dict)")
+    if md.get("unit_type", "LSTM") != "LSTM" or md.get("model", "SimpleRNN") != "SimpleRNN":
+        raise AmpnetError(
+            f"{where}: unit_type {md.get('unit_type')!r} is not supported; ampnet reads LSTM SimpleRNNs"
+        )
+    if int(md.get("output_size", 1)) != 1:
+        raise AmpnetError(
+            f"{where}: output_size {md['output_size']} is not supported (mono out only)"
+        )
+    try:
+        inputs, hidden, layers = (
+            int(md["input_size"]),
+            int(md["hidden_size"]),
+            int(md.get("num_layers", 1)),
+        )
+        skip = int(md.get("skip", 0))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AmpnetError(f"{where}: incomplete model_data ({err})") from None
+    if skip not in (0, 1):
+        raise AmpnetError(f"{where}: skip={skip} is not supported (0 or 1)")
+    model = LSTM(
+        input_size=inputs, hidden_size=hidden, num_layers=layers, input_skip=bool(skip), burn_in=0
+    )
+    state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
+    state.update({"head.weight": model.head.weight, "head.bias": model.head.bias})
+    with torch.no_grad():
+        for name, target in state.items():
+            key = name.replace("lstm.", "rec.").replace("head.", "lin.")
+            if key not in sd:
+                if key.startswith("rec.bias") and not md.get("bias_fl", True):
+                    target.zero_()
+                    continue
+                raise AmpnetError(f"{where}: state_dict lacks {key}")
+            try:
+                value = torch.as_tensor(np.asarray(sd[key], dtype=np.float32))
+            except (TypeError, ValueError):
+                raise AmpnetError(f"{where}: {key} is not an array of numbers") from None
+            if value.shape != target.shape:
+                raise AmpnetError(
+                    f"{where}: {key} has shape {tuple(value.shape)} but the config needs {tuple(target.shape)}"
+                )
+            target.copy_(value)
+    extra = set(sd) - {n.replace("lstm.", "rec.").replace("head.", "lin.") for n in state}
+    if extra:
+        raise AmpnetError(f"{where}: unexpected weights {sorted(extra)} for a {layers}-layer LSTM")
+    return model.eval(), int(md.get("sample_rate", DEFAULT_RATE))
