@@ -23,6 +23,7 @@ demo: install
 	$(PY) -m ampnet.export ckpt=best
 
 test: install
+	@bash scripts/ensure_chromium.sh || echo "ampnet: no chromium: the HTML report rendering test will be skipped"
 	$(PY) -m pytest -q
 
 lint: install

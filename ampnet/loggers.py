@@ -15,6 +15,16 @@ def wandb_logged_in() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
+def sweep_name() -> str | None:
+    """The multirun's folder name (its date and time) when running inside a Hydra sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir).name
+    return None
+
+
 def wandb_logger(
     save_dir: str,
     name: str | None = None,
@@ -23,10 +33,12 @@ def wandb_logger(
     tags: Sequence[str] = (),
     mode: str | None = None,
 ):
-    """Lightning's WandbLogger, offline unless the user is logged in or ``mode``/``WANDB_MODE`` says otherwise."""
+    """Lightning's WandbLogger, offline unless the user is logged in or ``mode``/``WANDB_MODE`` says
+    otherwise. Runs of one multirun share a group named after the sweep."""
     from lightning.pytorch.loggers import WandbLogger
 
     mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
+    group = group or sweep_name()
     return WandbLogger(
         project=project,
         name=name,

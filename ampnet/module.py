@@ -65,6 +65,8 @@ class AmpModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.mrstft = MultiResolutionSTFT()
         self.save_hyperparameters({"model": model.config(), **dict(hparams or {})})
+        # stage -> (di, target, prediction) of the first region, for reports and loggers
+        self.examples: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor, target_length: int) -> torch.Tensor:
         """The last ``target_length`` output samples: what lines up with the target segment."""
@@ -78,17 +80,20 @@ class AmpModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=x.shape[0])
         return total
 
-    def _evaluate(self, batch, stage: str) -> None:
+    def _evaluate(self, batch, batch_idx: int, stage: str) -> None:
         x, y = batch
         y_hat = self(x, y.shape[-1])
         self.log(f"{stage}/esr", esr(y_hat, y), prog_bar=True, batch_size=1, sync_dist=True)
         self.log(f"{stage}/mrstft", self.mrstft(y_hat, y), batch_size=1, sync_dist=True)
+        if batch_idx == 0:
+            n = y.shape[-1]
+            self.examples[stage] = (x[0, 0, -n:].cpu(), y[0, 0].cpu(), y_hat[0, 0].detach().cpu())
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, batch_idx, "test")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.model.parameters())

@@ -23,6 +23,7 @@ from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.module import AmpModule, AtomicCheckpointIO
+from ampnet.report import write_report
 
 
 def _choice(group: str) -> str | None:
@@ -126,8 +127,25 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         _write_json(run_dir / "metrics.json", metrics)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        _write_report(module, run_dir, datamodule.sample_rate, names)
         _print_summary(metrics)
     return metrics
+
+
+def _write_report(module: AmpModule, run_dir: Path, sample_rate: int, names: dict) -> None:
+    """report.png and report.html on the test region (the validation region if there is none)."""
+    stage = "test" if "test" in module.examples else "val"
+    di, target, prediction = (t.numpy() for t in module.examples[stage])
+    title = f"{names['model_name']} on {names['data_name']}: {stage} region"
+    write_report(
+        target,
+        prediction,
+        sample_rate,
+        png=run_dir / "report.png",
+        html=run_dir / "report.html",
+        di=di,
+        title=title,
+    )
 
 
 def _print_summary(metrics: dict) -> None:
@@ -139,7 +157,8 @@ def _print_summary(metrics: dict) -> None:
         f"{metrics['train_seconds']:.0f} s ({metrics['epochs']} epochs)\n"
         f"  validation ESR {fmt(metrics['val_esr'])}   test ESR {fmt(metrics['test_esr'])}\n"
         f"  model:   {metrics['best_checkpoint']}\n"
-        f"  metrics: {Path(metrics['run_dir']) / 'metrics.json'}",
+        f"  metrics: {Path(metrics['run_dir']) / 'metrics.json'}\n"
+        f"  report:  {Path(metrics['run_dir']) / 'report.html'}",
         flush=True,
     )
 

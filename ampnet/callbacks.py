@@ -1,0 +1,73 @@
+"""Lightning callbacks: listening to and looking at the model while it trains."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+from ampnet.report.figures import comparison_figure
+from ampnet.report.metrics import compare_signals
+
+
+def loudest_window(target: np.ndarray, length: int) -> int:
+    """Start of the ``length``-sample window of ``target`` with the most energy."""
+    if len(target) <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.asarray(target, np.float64) ** 2)])
+    return int(np.argmax(energy[length:] - energy[:-length]))
+
+
+def figure_pixels(figure) -> np.ndarray:
+    """A figure rendered to an (height, width, 3) uint8 image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+class AudioExamples(L.Callback):
+    """Every ``every_n_epochs`` validations, log a few seconds of target and prediction
+    audio and the comparison figure to TensorBoard and W&B (other loggers skip them)."""
+
+    def __init__(self, every_n_epochs: int = 10, seconds: float = 5.0):
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.seconds = float(seconds)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or "val" not in pl_module.examples:
+            return
+        epoch = trainer.current_epoch
+        if (epoch + 1) % self.every_n_epochs and epoch + 1 != trainer.max_epochs:
+            return
+        rate = int(pl_module.hparams.get("sample_rate") or 48000)
+        _, target, prediction = (t.numpy() for t in pl_module.examples["val"])
+        length = int(self.seconds * rate)
+        start = loudest_window(target, length)
+        target, prediction = target[start : start + length], prediction[start : start + length]
+        metrics = compare_signals(target, prediction, rate)
+        image = figure_pixels(
+            comparison_figure(target, prediction, rate, metrics, f"validation, epoch {epoch}")
+        )
+        step = trainer.global_step
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                board = logger.experiment
+                board.add_audio(
+                    "val/target", torch.from_numpy(target)[None], step, sample_rate=rate
+                )
+                board.add_audio(
+                    "val/prediction", torch.from_numpy(prediction)[None], step, sample_rate=rate
+                )
+                board.add_image("val/comparison", image, step, dataformats="HWC")
+            elif isinstance(logger, WandbLogger):
+                logger.log_audio(
+                    key="val/audio",
+                    audios=[target, prediction],
+                    sample_rate=[rate, rate],
+                    caption=["target", "prediction"],
+                    step=step,
+                )
+                logger.log_image(key="val/comparison", images=[image], step=step)

@@ -1,0 +1,51 @@
+"""Comparing a prediction with its target: metrics, the figure, the HTML page.
+
+``ampnet.compare`` and every training run (``report.png``, ``report.html``) use
+:func:`write_report`, so a capture is judged the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ampnet.atomic import atomic_output
+from ampnet.report.metrics import alignment_warnings, compare_signals
+
+
+def write_report(
+    target: np.ndarray,
+    prediction: np.ndarray,
+    sample_rate: int,
+    *,
+    png: str | Path | None = None,
+    html: str | Path | None = None,
+    json_path: str | Path | None = None,
+    di: np.ndarray | None = None,
+    title: str = "ampnet comparison",
+) -> dict:
+    """Compute the metrics and write whichever of the figure, page and JSON are asked for."""
+    metrics = compare_signals(target, prediction, sample_rate)
+    warnings = alignment_warnings(metrics)
+    if png or html:
+        from ampnet.report.figures import comparison_figure
+
+        figure = comparison_figure(target, prediction, sample_rate, metrics, title)
+        if png:
+            with atomic_output(png) as tmp:
+                figure.savefig(tmp, format="png", dpi=90)
+        if html:
+            from ampnet.report.html import report_html
+
+            tracks = {"target": target, "prediction": prediction, "difference": target - prediction}
+            if di is not None:
+                tracks = {"DI (input)": di, **tracks}
+            page = report_html(title, metrics, warnings, figure, sample_rate, tracks)
+            with atomic_output(html) as tmp:
+                tmp.write_text(page)
+    if json_path:
+        with atomic_output(json_path) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    return {**metrics, "warnings": warnings}
