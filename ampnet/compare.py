@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from ampnet.data.align import apply_alignment, estimate_lag
-from ampnet.data.audio import read_audio
+from ampnet.data.audio import read_audio, resample
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.report import write_report
 
@@ -31,8 +31,6 @@ def load_pair(
             raise AmpnetError(
                 f"{prediction_path}: {p_rate} Hz but the target is {rate} Hz; resample it or pass --align"
             )
-        from ampnet.process import resample
-
         say(f"ampnet: resampling {prediction_path} from {p_rate} Hz to {rate} Hz")
         prediction = resample(prediction, p_rate, rate)
     if align:

@@ -50,7 +50,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _check_signal(channels: int, seconds: float, rate: int) -> np.ndarray:
-    from ampnet.data.demo import synth_di
+    from ampnet.data.synth import synth_di
 
     audio = synth_di(seconds=max(seconds, 3.0), seed=11, sr=rate)[-int(seconds * rate) :]
     knobs = np.linspace(0.0, 1.0, len(audio), dtype=np.float32)

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soxr
 import torch
 
-from ampnet.data.audio import read_audio, write_audio
+from ampnet.data.audio import read_audio, resample, write_audio
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.formats import LoadedModel, load_model_file
 from ampnet.runs import resolve_checkpoint
@@ -29,11 +28,6 @@ def open_model(spec: str, outputs: str | os.PathLike = "outputs") -> LoadedModel
     if Path(spec).suffix.lower() in MODEL_SUFFIXES:
         return load_model_file(spec)
     return load_model_file(resolve_checkpoint(spec, outputs))
-
-
-def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """soxr's very-high-quality resampler (linear phase, delay compensated)."""
-    return soxr.resample(audio, rate, target, quality="VHQ").astype(np.float32)
 
 
 def process_file(

@@ -11,7 +11,6 @@ from ampnet.data import (
     RegionWindow,
     TrainWindows,
     read_audio,
-    read_pair,
     split_regions,
 )
 from ampnet.errors import AmpnetError
@@ -145,16 +144,6 @@ def test_read_audio_errors_name_the_file_and_the_fix(tmp_path):
     sf.write(nan, np.array([0.0, np.nan], np.float32), 8000, subtype="FLOAT")
     with pytest.raises(AmpnetError, match="NaN"):
         read_audio(nan)
-
-
-def test_read_pair_refuses_rate_and_length_mismatch(tmp_path):
-    sf.write(tmp_path / "a.wav", np.zeros(100, np.float32), 8000)
-    sf.write(tmp_path / "b.wav", np.zeros(100, np.float32), 16000)
-    sf.write(tmp_path / "c.wav", np.zeros(90, np.float32), 8000)
-    with pytest.raises(AmpnetError, match="b.wav: sample rate 16000 Hz differs"):
-        read_pair(tmp_path / "a.wav", tmp_path / "b.wav")
-    with pytest.raises(AmpnetError, match="c.wav: 90 samples.*trim both"):
-        read_pair(tmp_path / "a.wav", tmp_path / "c.wav")
 
 
 def test_too_short_for_the_receptive_field(make_pair):

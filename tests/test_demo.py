@@ -8,7 +8,8 @@ import numpy as np
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from ampnet.data.demo import ensure_demo, pluck, synth_di
+from ampnet.data.demo import ensure_demo
+from ampnet.data.synth import pluck, synth_di
 
 from .conftest import REPO
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from ampnet.data.demo import synth_di
+from ampnet.data.synth import synth_di
 from ampnet.formats import load_model_file
 from ampnet.formats.aidax import lstm_from_aidax, lstm_to_aidax
 from ampnet.formats.nam import loudness_and_gain, model_from_nam, to_nam

@@ -96,7 +96,7 @@ def bad_pairs(tmp_path, make_pair):
         "rate": (
             inp,
             write(tmp_path / "rate.wav", x, sr=22050),
-            "rate.wav: sample rate 22050 Hz differs",
+            "rate.wav: 22050 Hz but the input is 16000 Hz",
         ),
         "length": (inp, write(tmp_path / "short.wav", x[:-100]), "short.wav: 47900 samples"),
         "stereo": (

@@ -4,7 +4,8 @@
 pay for importing Lightning.
 """
 
-from ampnet.data.audio import read_audio, read_pair, write_audio
+from ampnet.data.audio import read_audio, resample, write_audio
+from ampnet.data.checks import PairCheck, check_pair
 from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
 
 
@@ -20,8 +21,10 @@ __all__ = [
     "AudioDataModule",
     "RegionWindow",
     "TrainWindows",
+    "PairCheck",
+    "check_pair",
     "read_audio",
-    "read_pair",
+    "resample",
     "split_regions",
     "write_audio",
 ]

@@ -48,23 +48,11 @@ def read_audio(path: str | os.PathLike, channel: int | str | None = None) -> tup
     return audio, int(rate)
 
 
-def read_pair(
-    input_path: str | os.PathLike, output_path: str | os.PathLike, channel: int | str | None = None
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Read a DI (input) and amp (output) recording that must share rate and length."""
-    x, rate_x = read_audio(input_path, channel)
-    y, rate_y = read_audio(output_path, channel)
-    if rate_x != rate_y:
-        raise AmpnetError(
-            f"{output_path}: sample rate {rate_y} Hz differs from the input's {rate_x} Hz "
-            f"({input_path}); record or export both at the same rate"
-        )
-    if len(x) != len(y):
-        raise AmpnetError(
-            f"{output_path}: {len(y)} samples ({len(y) / rate_y:.3f} s) but the input "
-            f"{input_path} has {len(x)} ({len(x) / rate_x:.3f} s); trim both to the same length"
-        )
-    return x, y, rate_x
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """soxr's very-high-quality resampler (linear phase, delay compensated): ``(time,)`` float32."""
+    import soxr
+
+    return soxr.resample(audio, rate, target, quality="VHQ").astype(np.float32)
 
 
 def write_audio(

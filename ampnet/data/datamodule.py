@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader
 
-from ampnet.data.audio import read_pair
+from ampnet.data.checks import PairCheck, check_pair
 from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
 from ampnet.errors import AmpnetError
 
@@ -37,6 +39,9 @@ class AudioDataModule(L.LightningDataModule):
         num_workers: int = 0,
         channel: int | str | None = None,
         input_gain_db: float = 0.0,
+        latency: int | str | None = "auto",
+        fix_polarity: bool = False,
+        resample: bool = False,
         history: int = 0,
     ):
         super().__init__()
@@ -52,7 +57,11 @@ class AudioDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.channel = channel
         self.input_gain_db = float(input_gain_db)
+        self.latency = latency
+        self.fix_polarity = bool(fix_polarity)
+        self.resample = bool(resample)
         self.history = int(history)
+        self.checks: list[PairCheck] = []
         self.sample_rate: int | None = None
         self.regions: list[dict[str, tuple[int, int]]] = []
         self._sets: dict[str, ConcatDataset] = {}
@@ -80,7 +89,15 @@ class AudioDataModule(L.LightningDataModule):
         gain = np.float32(10.0 ** (self.input_gain_db / 20.0))
         sets: dict[str, list] = {"train": [], "val": [], "test": []}
         for pair in self.pairs:
-            x, y, rate = read_pair(pair["input"], pair["output"], self.channel)
+            x, y, rate, check = check_pair(
+                pair["input"],
+                pair["output"],
+                channel=self.channel,
+                latency=self.latency,
+                fix_polarity=self.fix_polarity,
+                resample=self.resample,
+            )
+            self.checks.append(check)
             if self.sample_rate is None:
                 self.sample_rate = rate
             elif rate != self.sample_rate:
@@ -99,6 +116,17 @@ class AudioDataModule(L.LightningDataModule):
                 if name in regions:
                     sets[name].append(RegionWindow(x, y, *regions[name], self.history))
         self._sets = {name: ConcatDataset(items) for name, items in sets.items() if items}
+        self._report_checks()
+
+    def _report_checks(self) -> None:
+        """What alignment did (stdout) and what looks suspicious (stderr), once per run."""
+        if os.environ.get("LOCAL_RANK", "0") != "0":
+            return
+        for check in self.checks:
+            for note in check.notes:
+                print(f"ampnet: data: {Path(check.output).name}: {note}", flush=True)
+            for warning in check.warnings:
+                print(f"ampnet: warning: {warning}", file=sys.stderr, flush=True)
 
     def _check_lengths(self, path: str, regions: dict[str, tuple[int, int]], rate: int) -> None:
         start, end = regions["train"]

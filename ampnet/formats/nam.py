@@ -284,7 +284,7 @@ def loudness_input() -> tuple[np.ndarray, str]:
             audio, _ = sf.read(f, dtype="float32")
         return audio, "nam"
     except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
-        from ampnet.data.demo import phrase_chords
+        from ampnet.data.synth import phrase_chords
 
         chord = phrase_chords(np.random.default_rng(7), 48000)[:48000]
         chord = chord * (10 ** (-14.97 / 20) / np.sqrt(np.mean(chord**2)))
