@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger as _LightningCSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter as _LightningCSVWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
 def wandb_logged_in() -> bool:
@@ -48,3 +53,25 @@ def wandb_logger(
         offline=mode == "offline",
         mode=mode,
     )
+
+
+class _KeepingWriter(_LightningCSVWriter):
+    """Lightning's CSV writer, except that rows already in metrics.csv are kept and new ones
+    appended (Lightning deletes the file when a run is resumed into the same folder)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = list(next(csv.reader(f), []))
+
+
+class CSVLogger(_LightningCSVLogger):
+    """``metrics.csv`` in the run folder; a resumed run continues the same file."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _KeepingWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment

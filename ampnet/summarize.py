@@ -27,6 +27,7 @@ COLUMNS = [
     ("test ESR", "test_esr"),
     ("epochs", "epochs"),
     ("train s", "train_seconds"),
+    ("overrides", "overrides"),
 ]
 
 
@@ -41,6 +42,12 @@ def collect(folder: Path) -> list[dict]:
         if not isinstance(metrics, dict) or "val_esr" not in metrics:
             continue
         rows.append({**metrics, "run": str(path.parent.relative_to(folder)) or "."})
+
+    # show only what differs between the runs (the swept values), not what they share
+    tokens = [str(r.get("overrides") or "").split() for r in rows]
+    shared = set.intersection(*map(set, tokens)) if len(tokens) > 1 else set()
+    for row, mine in zip(rows, tokens, strict=True):
+        row["overrides"] = " ".join(t for t in mine if t not in shared)
 
     def score(row):
         value = row.get("test_esr") if row.get("test_esr") is not None else row.get("val_esr")

@@ -48,6 +48,22 @@ def _resume_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
     return str(path)
 
 
+def _prepare_ddp_relaunch(cfg: DictConfig) -> None:
+    """Make Lightning's DDP re-launch of this script start the other ranks as this job.
+
+    Lightning starts ranks 1..N-1 by re-running ``sys.argv`` with ``hydra.run.dir`` set to
+    Hydra's *run* directory. Inside a multirun that would start a whole new sweep in the
+    wrong folder, so the other ranks get this job's own overrides and output directory.
+    """
+    if not HydraConfig.initialized() or "ddp" not in str(cfg.trainer.get("strategy", "")).lower():
+        return
+    hydra_cfg = HydraConfig.get()
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    OmegaConf.set_readonly(hydra_cfg, False)
+    hydra_cfg.run.dir = str(cfg.paths.output_dir)
+    OmegaConf.set_readonly(hydra_cfg, True)
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one training job from a composed config; return the metrics it wrote."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -77,6 +93,8 @@ def train(cfg: DictConfig) -> dict:
             f"data.segment_length={datamodule.segment_length} is shorter than the loss needs "
             f"({loss.min_length} samples for its largest STFT); raise data.segment_length"
         )
+    if cfg.get("compile"):
+        model.compile()  # in place: parameter names and checkpoints stay as without it
     module = AmpModule(
         model,
         loss,
@@ -85,6 +103,7 @@ def train(cfg: DictConfig) -> dict:
         cfg.optim.get("interval", "epoch"),
         hparams,
     )
+    _prepare_ddp_relaunch(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(
@@ -101,6 +120,10 @@ def train(cfg: DictConfig) -> dict:
         module, datamodule=datamodule, ckpt_path=_resume_path(cfg.get("ckpt_path"), ckpt_dir)
     )
     train_seconds = time.perf_counter() - started
+    if trainer.interrupted:
+        raise AmpnetError(
+            f"training was interrupted; resume it with: python -m ampnet.train resume={run_dir}"
+        )
 
     best = Path(trainer.checkpoint_callback.best_model_path or ckpt_dir / "last.ckpt")
     best_model, _ = load_model(best)
@@ -121,6 +144,11 @@ def train(cfg: DictConfig) -> dict:
         "epochs": trainer.current_epoch,
         "global_steps": trainer.global_step,
         "train_seconds": round(train_seconds, 2),
+        "resumed": bool(cfg.get("ckpt_path")),
+        "overrides": " ".join(HydraConfig.get().overrides.task)
+        if HydraConfig.initialized()
+        else "",
+        "devices": trainer.world_size,
         "best_checkpoint": str(best),
         "run_dir": str(run_dir),
     }
@@ -170,5 +198,36 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get("val_esr")
 
 
+def resume_argv(argv: list[str]) -> list[str]:
+    """``resume=RUN_DIR`` becomes that run's own overrides plus ``hydra.run.dir=RUN_DIR
+    ckpt_path=last``, so an interrupted run continues in place with the config it had.
+    Overrides given beside ``resume=`` win over the saved ones (e.g. more epochs)."""
+    resume = [a for a in argv[1:] if a.startswith("resume=")]
+    if not resume:
+        return argv
+    run_dir = Path(resume[-1].split("=", 1)[1]).expanduser()
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise AmpnetError(
+            f"{run_dir / 'checkpoints' / 'last.ckpt'}: no checkpoint to resume from; "
+            "resume= takes a run directory that has checkpoints/last.ckpt"
+        )
+    if not saved.is_file():
+        raise AmpnetError(
+            f"{saved}: missing, so the run's settings are unknown; resume with the original "
+            f"overrides plus hydra.run.dir={run_dir} ckpt_path=last"
+        )
+    given = [a for a in argv[1:] if not a.startswith("resume=")]
+    forced = [f"hydra.run.dir={run_dir}", "ckpt_path=last"]
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    taken = {key(a) for a in given + forced}
+    old = [str(a) for a in OmegaConf.load(saved) if key(str(a)) not in taken]
+    return [argv[0], *old, *given, *forced]
+
+
 if __name__ == "__main__":
+    sys.argv = exit_on_user_error(resume_argv)(sys.argv)
     sys.exit(main())

@@ -82,6 +82,10 @@ def test_multirun_sweep_gets_one_run_directory_each(tmp_path, make_pair):
     names = [json.loads((p / "metrics.json").read_text())["model_name"] for p in runs]
     assert names == ["wavenet_nano", "lstm"]
     assert all((p / "checkpoints" / "best.ckpt").is_file() for p in runs)
+    # the sweep ends with its summary: a table on stdout and files beside the runs
+    assert f"sweep {sweep}: 2 runs, best first" in result.stdout
+    assert "model=lstm" in (sweep / "summary.md").read_text()
+    assert (sweep / "summary.csv").is_file() and (sweep / "summary.png").is_file()
 
 
 def write(path, audio, sr=16000):
