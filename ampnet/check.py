@@ -35,11 +35,14 @@ def check(cfg: DictConfig) -> list:
         "regions (s)",
     ):
         table.add_column(column)
-    for check, regions in zip(datamodule.checks, datamodule.regions, strict=True):
+    for check, regions, pair in zip(
+        datamodule.checks, datamodule.regions, datamodule.pairs, strict=True
+    ):
         levels = check.levels
         rate = check.sample_rate
+        knobs = ", ".join(f"{k}={v:g}" for k, v in pair["params"].items())
         table.add_row(
-            f"{check.input}\n{check.output}",
+            f"{check.input}\n{check.output}" + (f"\n{knobs}" if knobs else ""),
             f"{check.seconds:.2f} s",
             f"{rate} Hz",
             f"{levels['input']['peak_dbfs']:.1f} / {levels['input']['rms_dbfs']:.1f} dBFS",

@@ -4,7 +4,8 @@ Writes, into ``<run dir>/export/`` by default, every format that fits the model:
 ``.nam`` (NAM plugin), ``.aidax.json`` (AIDA-X / Proteus / NeuralPi SimpleRNN, LSTMs),
 ``.onnx`` and ``.ts.pt`` (a streaming step for hosts that embed a runtime), and a
 ``model_card.json``. Each file is read back and run after it is written; the card
-records the largest difference from ampnet's own output.
+records the largest difference from ampnet's own output. A knob-aware model has no
+``.nam`` form (NAM plays no knob models): it is skipped, and asking for it is an error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.formats import fold_input_gain, load_model_file
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import LSTM
 from ampnet.runs import resolve_checkpoint
 from ampnet.stream import render
 
@@ -36,12 +37,18 @@ TOLERANCE = {"nam": 1e-5, "aidax": 1e-5, "onnx": 1e-4, "torchscript": 1e-5}
 
 def fitting_formats(model) -> list[str]:
     """The formats that can hold ``model`` exactly."""
-    formats = []
-    if model.input_channels == 1 and (isinstance(model, WaveNet) or not model.input_skip):
-        formats.append("nam")
-    if isinstance(model, LSTM):
-        formats.append("aidax")
-    return formats + ["onnx", "torchscript"]
+    return [fmt for fmt in FORMATS if unfit_reason(fmt, model) is None]
+
+
+def unfit_reason(fmt: str, model) -> str | None:
+    """Why ``fmt`` cannot hold ``model`` (None when it can)."""
+    if fmt == "nam" and model.input_channels > 1:
+        return f"NAM plays no knob models and this one has knobs ({', '.join(model.params)})"
+    if fmt == "nam" and isinstance(model, LSTM) and model.input_skip:
+        return "NAM's LSTM has no input skip (train model=lstm_nam for a .nam)"
+    if fmt == "aidax" and not isinstance(model, LSTM):
+        return "AIDA-X / Proteus JSON holds LSTMs only"
+    return None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -78,18 +85,24 @@ def _verify(fmt: str, path: Path, model, rate: int) -> float:
     x = _check_signal(model.input_channels, 1.0, rate)
     if model.input_channels == 1:
         reference = render(model, x[0])
-    else:
-        import torch
-
-        with torch.no_grad():
-            reference = model(torch.from_numpy(x)[None], pad_start=True)[0, 0].numpy()
+    else:  # the knobs sweep 0 to 1 across the signal: run it offline
+        reference = _offline(model, x)
     if fmt in ("nam", "aidax"):
-        y = render(load_model_file(path).model, x[0])
+        loaded = load_model_file(path).model
+        y = render(loaded, x[0]) if model.input_channels == 1 else _offline(loaded, x)
     elif fmt == "onnx":
         y = runtime.run_onnx(path, x, [4096, 64, x.shape[1] - 4160])
     else:
         y = runtime.run_torchscript(path, x, [4096, 64, x.shape[1] - 4160])
     return float(np.max(np.abs(y - reference)))
+
+
+def _offline(model, x: np.ndarray) -> np.ndarray:
+    """``model`` over ``x`` (channels, n) in one pass, from silence."""
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)[None], pad_start=True)[0, 0].numpy()
 
 
 def export(cfg: DictConfig) -> dict:
@@ -107,9 +120,11 @@ def export(cfg: DictConfig) -> dict:
             raise AmpnetError(f"formats: unknown format {fmt!r}; choose from {list(FORMATS)}")
         if fmt not in fits:
             raise AmpnetError(
-                f"formats: {fmt} cannot hold this {type(model).__name__} "
-                f"(input skip or knob inputs); it fits {fits}"
+                f"formats: {fmt} cannot hold this {type(model).__name__}: "
+                f"{unfit_reason(fmt, model)}; it fits {fits}"
             )
+    if not cfg.formats and model.params:
+        print(f"ampnet: nam          skipped: {unfit_reason('nam', model)}")
     for key, allowed in (("gear_type", GEAR_TYPES), ("tone_type", TONE_TYPES)):
         if cfg.get(key) is not None and cfg[key] not in allowed:
             raise AmpnetError(f"{key}={cfg[key]}: choose one of {', '.join(allowed)}")
@@ -158,6 +173,7 @@ def export(cfg: DictConfig) -> dict:
     card = {
         "name": name,
         "architecture": type(model).__name__,
+        "knobs": _knobs(model, hparams),
         "model": model.config(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "receptive_field": model.receptive_field,
@@ -180,6 +196,19 @@ def export(cfg: DictConfig) -> dict:
         )
     print(f"ampnet: card         {out / 'model_card.json'}")
     return card
+
+
+def _knobs(model, hparams: dict) -> dict | None:
+    """The card's knob entry: names, range, input layout and the settings trained on."""
+    if not model.params:
+        return None
+    pairs = ((hparams.get("config") or {}).get("data") or {}).get("pairs") or []
+    return {
+        "names": list(model.params),
+        "range": [0.0, 1.0],
+        "inputs": ["audio", *model.params],
+        "trained_settings": [p.get("params") for p in pairs if p.get("params")],
+    }
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")

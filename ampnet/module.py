@@ -74,7 +74,11 @@ class AmpModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        total, terms = self.loss(self(x, y.shape[-1]), y)
+        y_hat = self(x, y.shape[-1])
+        # under bf16/16-bit mixed precision the network runs in low precision, the loss
+        # (ESR ratios, STFTs) in float32: small errors are what it measures
+        with torch.autocast(y_hat.device.type, enabled=False):
+            total, terms = self.loss(y_hat.float(), y.float())
         self.log("train/loss", total, prog_bar=True, batch_size=x.shape[0])
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=x.shape[0])
@@ -82,7 +86,7 @@ class AmpModule(L.LightningModule):
 
     def _evaluate(self, batch, batch_idx: int, stage: str) -> None:
         x, y = batch
-        y_hat = self(x, y.shape[-1])
+        y_hat = self(x, y.shape[-1]).float()
         self.log(f"{stage}/esr", esr(y_hat, y), prog_bar=True, batch_size=1, sync_dist=True)
         self.log(f"{stage}/mrstft", self.mrstft(y_hat, y), batch_size=1, sync_dist=True)
         if batch_idx == 0:

@@ -1,7 +1,8 @@
 """Process a recording through a model: ``python -m ampnet.process in.wav -o out.wav``.
 
 The output has the input's length and rate, treats everything before the file's
-start as silence, and is written atomically; the input is never touched.
+start as silence, and is written atomically; the input is never touched. A
+knob-aware model needs every knob set: ``--param drive=0.3`` (repeat per knob).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from ampnet.data.audio import read_audio, resample, write_audio
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.formats import LoadedModel, load_model_file
 from ampnet.runs import resolve_checkpoint
-from ampnet.stream import render
+from ampnet.stream import knob_values, render
 
 MODEL_SUFFIXES = (".nam", ".json")
 
@@ -40,8 +42,11 @@ def process_file(
     threads: int | None = None,
     outputs: str | os.PathLike = "outputs",
     quiet: bool = False,
+    params: Mapping[str, float] | None = None,
 ) -> dict:
-    """Render ``input_path`` through the model into ``output_path``; returns what was done."""
+    """Render ``input_path`` through the model into ``output_path``; returns what was done.
+
+    ``params`` sets a knob-aware model's knobs (every one, 0 to 1)."""
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.resolve() == input_path.resolve():
         raise AmpnetError(f"{output_path}: is the input; choose another output path (-o)")
@@ -50,6 +55,7 @@ def process_file(
     if chunk < 1:
         raise AmpnetError(f"-c {chunk}: the chunk size must be a positive number of samples")
     loaded = open_model(model, outputs)
+    params = knob_values(getattr(loaded.model, "params", []), params)
     audio, rate = read_audio(input_path, channel)
     model_rate = int(loaded.sample_rate or rate)
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -60,7 +66,7 @@ def process_file(
         )
         x = resample(audio, rate, model_rate)
     y = _render_with_progress(
-        loaded, x, model_rate, device, chunk, threads, quiet or len(x) < 5 * model_rate
+        loaded, x, params, device, chunk, threads, quiet or len(x) < 5 * model_rate
     )
     if rate != model_rate:
         y = resample(y, model_rate, rate)
@@ -70,9 +76,10 @@ def process_file(
     )
     write_audio(output_path, y, rate, subtype=subtype)
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    knobs = f" at {', '.join(f'{k}={v:g}' for k, v in params.items())}" if params else ""
     say(
         f"ampnet: wrote {output_path} ({len(y) / rate:.2f} s at {rate} Hz, peak "
-        f"{20 * np.log10(max(peak, 1e-12)):.1f} dBFS) through {loaded.source}"
+        f"{20 * np.log10(max(peak, 1e-12)):.1f} dBFS) through {loaded.source}{knobs}"
     )
     if peak > 1.0 and subtype != "FLOAT":
         say(
@@ -83,11 +90,18 @@ def process_file(
         "samples": len(y),
         "sample_rate": rate,
         "model": loaded.source,
+        "params": params,
     }
 
 
-def _render_with_progress(loaded, x, rate, device, chunk, threads, quiet) -> np.ndarray:
-    kwargs = dict(input_gain_db=loaded.input_gain_db, chunk=chunk, threads=threads, device=device)
+def _render_with_progress(loaded, x, params, device, chunk, threads, quiet) -> np.ndarray:
+    kwargs = dict(
+        params=params,
+        input_gain_db=loaded.input_gain_db,
+        chunk=chunk,
+        threads=threads,
+        device=device,
+    )
     if quiet:
         return render(loaded.model, x, **kwargs)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -123,10 +137,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--channel", default=None, help="for multi-channel input: 0, 1, ... or mean"
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="a knob-aware model's knob setting, 0 to 1 (repeat for each knob)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--outputs", default="outputs", help="where runs live, for best/last")
     parser.add_argument("-q", "--quiet", action="store_true")
     return parser.parse_args(argv)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``["drive=0.3", ...]`` -> ``{"drive": "0.3"}``; values are checked against the model."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise AmpnetError(f"--param {item}: write it as KNOB=VALUE, e.g. --param drive=0.5")
+        params[name.strip()] = value.strip()
+    return params
 
 
 @exit_on_user_error
@@ -145,6 +177,7 @@ def main(argv=None) -> None:
         args.threads,
         args.outputs,
         args.quiet,
+        parse_params(args.param),
     )
 
 

@@ -5,12 +5,18 @@ state) between calls, so a block costs only its own samples and output sample n
 depends on input samples up to n. It runs the native kernels (``ampnet.kernels``)
 when the machine can build them, and the model's own PyTorch code otherwise; both
 match offline processing of the concatenated blocks.
+
+A knob-aware model reads its knobs as input channels (audio first, then one per
+knob). The streamer holds them constant between :meth:`Streamer.set_params` calls
+and ramps a change linearly across the next block, so turning a knob does not
+click. Both engines take the knob channels sample by sample (in the native kernel
+they are columns of each layer's input mixer), so ramps stay exact.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,6 +54,47 @@ class _TorchEngine:
         return lambda n: self.process(x[:, :n], out[:n])
 
 
+def knob_values(
+    names: Sequence[str], given: Mapping[str, float] | None, *, partial: bool = False
+) -> dict[str, float]:
+    """Check knob settings against a model's knob ``names``: every name known, every
+    value in [0, 1] and, unless ``partial``, every knob given. One clear error otherwise."""
+    given = dict(given or {})
+    if not names:
+        if given:
+            raise AmpnetError(
+                f"this model has no knobs (it captures one setting); drop {_settings(given)}"
+            )
+        return {}
+    listing = ", ".join(names)
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise AmpnetError(f"unknown knob {unknown[0]!r}: this model's knobs are {listing}")
+    missing = [k for k in names if k not in given]
+    if missing and not partial:
+        example = " ".join(f"--param {k}=0.5" for k in names)
+        raise AmpnetError(
+            f"no value for knob {missing[0]!r}: this model's knobs are {listing}; "
+            f"set each (e.g. {example})"
+        )
+    values = {}
+    for knob, value in given.items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise AmpnetError(
+                f"knob {knob}={given[knob]}: use a number from 0 (minimum) to 1 (maximum)"
+            )
+        values[knob] = value
+    return values
+
+
+def _settings(values: Mapping[str, float]) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items())
+
+
 def _engine(model: nn.Module, backend: str, max_block: int, device: str):
     if backend not in ("auto", "native", "torch"):
         raise ValueError(f"backend={backend!r}: use 'auto', 'native' or 'torch'")
@@ -67,12 +114,17 @@ class Streamer:
     model's state into the next call. ``reset()`` returns to silence. Blocks longer
     than ``max_block`` are split internally. ``input_gain_db`` is the gain the model
     was trained with (stored in its checkpoint), applied before the model.
+
+    A model with knobs (``model.params``) needs ``params={name: value}`` for every
+    knob (0 to 1; no default: a capture has no neutral setting); :meth:`set_params`
+    turns them between blocks.
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
+        params: Mapping[str, float] | None = None,
         sample_rate: int | None = None,
         input_gain_db: float = 0.0,
         max_block: int = 4096,
@@ -90,6 +142,12 @@ class Streamer:
         self._x = np.zeros((model.input_channels, self.max_block), dtype=np.float32)
         self._y = np.zeros(self.max_block, dtype=np.float32)
         self._run = self._engine.bind(self._x, self._y)
+        self.param_names = list(getattr(model, "params", []))
+        self._settings = knob_values(self.param_names, params)
+        self._knobs = np.array([self._settings[k] for k in self.param_names], dtype=np.float32)
+        self._target = self._knobs.copy()  # where a pending ramp ends
+        self._ramp_steps = np.arange(1, self.max_block + 1, dtype=np.float32)
+        self._settle()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Streamer:
@@ -108,9 +166,36 @@ class Streamer:
         kwargs.setdefault("input_gain_db", loaded.input_gain_db)
         return cls(loaded.model, **kwargs)
 
+    @property
+    def params(self) -> dict[str, float]:
+        """The knob settings in effect once any pending change has ramped in."""
+        return dict(self._settings)
+
+    def set_params(self, **values: float) -> None:
+        """Turn knobs (``drive=0.3``): the change ramps linearly across the next block."""
+        values = knob_values(self.param_names, values, partial=True)
+        self._settings.update(values)
+        for knob, value in values.items():
+            self._target[self.param_names.index(knob)] = value
+
     def reset(self) -> None:
-        """Forget the past: the next block starts after silence."""
+        """Forget the past: the next block starts after silence, knobs at their settings."""
         self._engine.reset()
+        self._settle()
+
+    def _settle(self) -> None:
+        """Apply the knob settings at once and, for a WaveNet, replay silence at them.
+
+        The engines start from silence with every knob at 0; a WaveNet's state is its
+        last ``receptive_field - 1`` input samples, so this puts it exactly where
+        offline processing (silence before the start, knobs already set) begins.
+        """
+        self._knobs[:] = self._target
+        self._x[1:] = self._knobs[:, None]
+        if len(self._knobs) and isinstance(self.model, WaveNet):
+            self._x[0] = 0.0
+            for done in range(0, self.model.receptive_field - 1, self.max_block):
+                self._run(min(self.max_block, self.model.receptive_field - 1 - done))
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process one block of samples ``(n,)`` and return ``(n,)`` (written into ``out`` if given)."""
@@ -120,18 +205,34 @@ class Streamer:
         n = block.shape[0]
         if out is None:
             out = np.empty(n, dtype=np.float32)
+        ramp = n > 0 and not np.array_equal(self._knobs, self._target)
         for start in range(0, n, self.max_block):
             m = min(self.max_block, n - start)
             np.multiply(block[start : start + m], self.input_gain, out=self._x[0, :m])
+            if ramp:
+                self._ramp(start, m, n)
             self._run(m)
             out[start : start + m] = self._y[:m]
+        if ramp:
+            self._knobs[:] = self._target
+            self._x[1:] = self._knobs[:, None]
         return out
+
+    def _ramp(self, start: int, m: int, n: int) -> None:
+        """Knob rows for samples ``start .. start + m`` of an ``n``-sample block: a line
+        from the old setting to the new one, reached on the block's last sample."""
+        for k, (old, new) in enumerate(zip(self._knobs, self._target, strict=True)):
+            row = self._x[1 + k, :m]
+            np.add(self._ramp_steps[:m], np.float32(start), out=row)
+            row *= (new - old) / np.float32(n)
+            row += old
 
 
 def render(
     model: nn.Module,
     audio: np.ndarray,
     *,
+    params: Mapping[str, float] | None = None,
     input_gain_db: float = 0.0,
     chunk: int = 65536,
     threads: int | None = None,
@@ -146,7 +247,7 @@ def render(
     file. A WaveNet's memory is its receptive field, so with ``threads`` > 1 separate
     streamers take separate parts, each first fed the ``receptive_field - 1`` samples
     before its part: the result is the same. ``progress(samples_done)`` is called
-    after each chunk.
+    after each chunk. ``params`` sets a knob-aware model's knobs for the whole file.
     """
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     n = audio.shape[0]
@@ -164,7 +265,12 @@ def render(
 
     def run(part: int) -> None:
         streamer = Streamer(
-            model, input_gain_db=input_gain_db, max_block=block, backend=backend, device=device
+            model,
+            params=params,
+            input_gain_db=input_gain_db,
+            max_block=block,
+            backend=backend,
+            device=device,
         )
         start, stop = bounds[part], bounds[part + 1]
         if part > 0:  # settle the histories on the samples before this part

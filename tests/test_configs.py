@@ -115,13 +115,21 @@ def test_callbacks_config_instantiates(tmp_path):
 @pytest.mark.parametrize("name", [n for n in options("data") if n != "demo"])
 def test_pair_data_configs_read_the_given_recordings(name, tmp_path, make_pair):
     inp, out = make_pair(seconds=34.0, sr=8000)  # long enough for the shared_* splits in seconds
-    overrides = [f"data={name}", f"data.input={inp}", f"data.output={out}"]
+    knobs = OmegaConf.load(CONF / "data" / f"{name}.yaml").get("params")
+    if knobs:  # a knob-aware config: every pair reads the given recordings, one per setting
+        pairs = ",".join(
+            f"{{input:'{inp}',output:'{out}',params:{{{knobs[0]}:{v}}}}}" for v in (0.0, 1.0)
+        )
+        overrides = [f"data={name}", f"data.pairs=[{pairs}]"]
+    else:
+        overrides = [f"data={name}", f"data.input={inp}", f"data.output={out}"]
     if name == "pair":
         overrides.append("data.name=synthetic")
     cfg = compose_train(overrides, tmp_path)
     dm = instantiate(cfg.data, history=100)
     dm.setup()
     assert dm.sample_rate == 8000 and len(dm.train_dataloader()) >= 1
+    assert len(dm.regions) == (2 if knobs else 1)
 
 
 def test_pair_data_defaults_to_data_raw_name(tmp_path):

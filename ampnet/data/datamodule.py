@@ -9,11 +9,12 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
 from ampnet.data.checks import PairCheck, check_pair
 from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
 from ampnet.errors import AmpnetError
+from ampnet.models.knobs import NAME
 
 DEFAULT_SPLIT = {"unit": "fraction", "train": [0.0, 0.8], "val": [0.8, 0.9], "test": [0.9, 1.0]}
 
@@ -22,6 +23,10 @@ class AudioDataModule(L.LightningDataModule):
     """Paired recordings split by time into train / val / test regions.
 
     Give ``input`` and ``output`` for one pair, or ``pairs=[{input, output}, ...]``.
+    For a knob-aware capture, ``params`` names the knobs and every pair gives its
+    setting, ``pairs=[{input, output, params: {drive: 0.5}}, ...]`` (values 0 to 1):
+    the model then reads the audio plus one constant channel per knob. Every pair is
+    split by time on its own, so each setting is in training and in validation.
     ``history`` (input samples before each target) comes from the model: its
     ``receptive_field - 1`` plus any burn-in; :func:`ampnet.train.train` sets it.
     Levels stay as recorded; ``input_gain_db`` (stored with the model) scales the DI.
@@ -32,6 +37,7 @@ class AudioDataModule(L.LightningDataModule):
         input: str | None = None,
         output: str | None = None,
         pairs: Sequence[Mapping] | None = None,
+        params: Sequence[str] | None = None,
         name: str = "data",
         split: Mapping | None = None,
         segment_length: int = 8192,
@@ -49,8 +55,12 @@ class AudioDataModule(L.LightningDataModule):
             pairs = [{"input": input, "output": output}]
         elif input is not None or output is not None:
             raise AmpnetError("data: give either data.input/data.output or data.pairs, not both")
-        self.pairs = [{"input": p["input"], "output": p["output"]} for p in pairs]
         self.name = name
+        self.params = _knob_names(params)
+        self.pairs = [
+            {"input": p["input"], "output": p["output"], "params": self._setting(i, p)}
+            for i, p in enumerate(pairs)
+        ]
         self.split = dict(split or DEFAULT_SPLIT)
         self.segment_length = int(segment_length)
         self.batch_size = int(batch_size)
@@ -65,6 +75,39 @@ class AudioDataModule(L.LightningDataModule):
         self.sample_rate: int | None = None
         self.regions: list[dict[str, tuple[int, int]]] = []
         self._sets: dict[str, ConcatDataset] = {}
+
+    def _setting(self, index: int, pair: Mapping) -> dict[str, float]:
+        """The pair's knob values, one for each name in ``params``, each in [0, 1]."""
+        given = dict(pair.get("params") or {})
+        where = f"data.pairs[{index}] ({pair.get('output')})"
+        if set(given) != set(self.params):
+            if not self.params:
+                raise AmpnetError(
+                    f"{where} sets knobs {sorted(given)} but data.params names none; "
+                    f"list the knob names, e.g. data.params=[{','.join(sorted(given))}]"
+                )
+            missing, unknown = set(self.params) - set(given), set(given) - set(self.params)
+            detail = "; ".join(
+                f"{what} {sorted(names)}"
+                for what, names in (("missing", missing), ("unknown", unknown))
+                if names
+            )
+            raise AmpnetError(
+                f"{where}: give a value for each knob in data.params {self.params} ({detail})"
+            )
+        setting = {}
+        for knob in self.params:
+            try:
+                value = float(given[knob])
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not 0.0 <= value <= 1.0:
+                raise AmpnetError(
+                    f"{where}: {knob}={given[knob]} is not a number in [0, 1] "
+                    "(0 = knob at minimum, 1 = at maximum)"
+                )
+            setting[knob] = value
+        return setting
 
     def _check_present(self) -> None:
         for pair in self.pairs:
@@ -105,7 +148,8 @@ class AudioDataModule(L.LightningDataModule):
                     f"{pair['input']}: {rate} Hz but the first pair is {self.sample_rate} Hz; "
                     "use one sample rate for every pair"
                 )
-            x = (x * gain)[None, :]
+            # the DI, then one constant channel per knob: what the model reads
+            x = np.vstack([x * gain, *(np.full_like(x, v) for v in pair["params"].values())])
             y = y[None, :]
             regions = split_regions(x.shape[1], rate, self.split)
             self._check_lengths(pair["input"], regions, rate)
@@ -155,10 +199,27 @@ class AudioDataModule(L.LightningDataModule):
         )
 
     def _region_loader(self, name: str) -> DataLoader:
-        return DataLoader(self._sets[name], batch_size=1, num_workers=0)
+        # Under DDP every rank evaluates every region (a one-replica sampler stops Lightning
+        # from splitting them): metrics are exact and equal on all ranks, with no region
+        # padded in twice when the count does not divide by the number of ranks.
+        data = self._sets[name]
+        sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=False)
+        return DataLoader(data, batch_size=1, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return self._region_loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self._region_loader("test")
+
+
+def _knob_names(params: Sequence[str] | None) -> list[str]:
+    """``data.params`` as a list of distinct knob names, or one clear error."""
+    names = [str(p) for p in (params or [])]
+    bad = [n for n in names if not NAME.match(n)]
+    if bad or len(set(names)) != len(names):
+        raise AmpnetError(
+            f"data.params={names}: knob names must be distinct words of letters, digits "
+            "and underscores (e.g. [drive, tone])"
+        )
+    return names

@@ -98,7 +98,8 @@ class RegionWindow(Dataset):
     """A whole region as one item: every sample in ``[start, end)`` is a target.
 
     The input carries the ``history`` samples that precede the region (silence before
-    the file's start), as a model running through the recording would have seen them.
+    the file's start, with any knob channels already at their value), as a model
+    running through the recording would have seen them.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, start: int, end: int, history: int):
@@ -106,7 +107,9 @@ class RegionWindow(Dataset):
         pad = max(0, -lo)
         xs = x[:, max(0, lo) : end]
         if pad:
-            xs = np.concatenate([np.zeros((x.shape[0], pad), dtype=x.dtype), xs], axis=1)
+            silence = np.zeros((x.shape[0], pad), dtype=x.dtype)
+            silence[1:] = x[1:, :1]
+            xs = np.concatenate([silence, xs], axis=1)
         self.item = (torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(y[:, start:end]))
 
     def __len__(self) -> int:

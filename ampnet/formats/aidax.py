@@ -8,9 +8,11 @@ Layout (as in ``../shared/data/captures/*.json``)::
                     "rec.bias_ih_l0": [...], "rec.bias_hh_l0": [...],
                     "lin.weight": [[...]], "lin.bias": [...]}}
 
-``skip: 1`` adds the first input (the audio) to the output; extra inputs are knob values.
-The state starts at zero. ampnet adds ``sample_rate`` to ``model_data`` (readers ignore
-unknown keys); files without it are read as 48 kHz.
+``skip: 1`` adds the first input (the audio) to the output; extra inputs are knob values
+(``input_size = 1 + knobs``, Proteus's layout). The state starts at zero. ampnet adds
+``sample_rate`` and, for knob models, the knob names as ``params`` to ``model_data``
+(readers ignore unknown keys); files without them are read as 48 kHz with knobs named
+``knob1``, ``knob2``, ...
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from ampnet.errors import AmpnetError
 from ampnet.models import LSTM
+from ampnet.models.knobs import NAME
 
 DEFAULT_RATE = 48000
 
@@ -51,6 +54,8 @@ def lstm_to_aidax(model: LSTM, sample_rate: int | None) -> dict:
     }
     if sample_rate is not None:
         model_data["sample_rate"] = int(sample_rate)
+    if model.params:
+        model_data["params"] = list(model.params)
     return {"model_data": model_data, "state_dict": state}
 
 
@@ -78,8 +83,26 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int]
         raise AmpnetError(f"{where}: incomplete model_data ({err})") from None
     if skip not in (0, 1):
         raise AmpnetError(f"{where}: skip={skip} is not supported (0 or 1)")
+    if inputs < 1:
+        raise AmpnetError(
+            f"{where}: input_size={inputs}; it must count the audio input (1 or more)"
+        )
+    names = md.get("params")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != inputs - 1
+        or not all(isinstance(n, str) and NAME.match(n) for n in names)
+    ):
+        raise AmpnetError(
+            f"{where}: params {names!r} must list one knob name per extra input ({inputs - 1})"
+        )
     model = LSTM(
-        input_size=inputs, hidden_size=hidden, num_layers=layers, input_skip=bool(skip), burn_in=0
+        input_size=inputs,
+        hidden_size=hidden,
+        num_layers=layers,
+        input_skip=bool(skip),
+        burn_in=0,
+        params=names,
     )
     state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
     state.update({"head.weight": model.head.weight, "head.bias": model.head.bias})

@@ -5,6 +5,12 @@ any ``n`` (audio first, then knobs), ``y`` is ``(1, 1, n)``, and ``state`` is on
 ``(1, state_size)`` float32 vector that the host passes back in on the next call.
 All zeros means "after silence", so a host starts (and resets) with zeros. The model
 card gives ``state_size``. Processing a whole file is one call with n = its length.
+
+A knob-aware model's knobs are channels of ``x`` after the audio, one value per
+sample (the card's ``x_channels`` names them): hold a knob by repeating its value,
+ramp it to avoid clicks. For such a WaveNet the zero state is silence with every
+knob at 0; the difference from silence at another setting fades within one
+receptive field.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ def signature(step: StreamingStep) -> dict:
     """What a host needs to call the exported step."""
     return {
         "inputs": {"x": [1, step.model.input_channels, "n"], "state": [1, step.state_size]},
+        "x_channels": ["audio", *step.model.params],
         "outputs": {"y": [1, 1, "n"], "state_out": [1, step.state_size]},
         "state_size": step.state_size,
         "initial_state": "zeros (silence)",

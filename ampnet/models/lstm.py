@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
+
+from .knobs import knob_names
 
 
 class LSTM(nn.Module):
     """Recurrent model: ``(batch, input_size, time) -> (batch, 1, time)``.
 
-    Channel 0 is the audio, further channels are conditioning (knob) values. With
+    Channel 0 is the audio, further channels are knob values (the Proteus layout:
+    ``input_size = 1 + len(params)``; ``input_size`` may also count the audio only). With
     ``input_skip`` the audio is added to the output, so the network learns the
     difference from the dry signal. ``burn_in`` samples at the start of every
     training window only settle the state: their loss is masked.
@@ -24,8 +29,11 @@ class LSTM(nn.Module):
         num_layers: int = 1,
         input_skip: bool = True,
         burn_in: int = 4096,
+        params: Sequence[str] | None = None,
     ):
         super().__init__()
+        self.params = knob_names(params, input_size, "input_size")
+        input_size = 1 + len(self.params)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -43,7 +51,7 @@ class LSTM(nn.Module):
 
     def config(self) -> dict:
         """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""
-        return {
+        config = {
             "_target_": "ampnet.models.LSTM",
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
@@ -51,6 +59,9 @@ class LSTM(nn.Module):
             "input_skip": self.input_skip,
             "burn_in": self.burn_in,
         }
+        if self.params:
+            config["params"] = list(self.params)
+        return config
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """``(h, c)``, each ``(layers, batch, hidden)``: where every run starts."""

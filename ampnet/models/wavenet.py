@@ -13,6 +13,10 @@ Convolutions are *valid* (no padding), so an input of ``receptive_field + n - 1`
 samples gives ``n`` output samples and sample ``t`` of the output depends only on
 inputs up to ``t``. The module and parameter layout mirrors NAM's WaveNet (classic
 "A1" schema) so trained weights repack into a ``.nam`` file one-to-one.
+
+Knobs (``params``) are extra conditioning channels: each layer's input mixer sees
+the audio and every knob value, so a knob moves every layer's pre-activation (a
+per-layer bias that follows the knob). Without knobs nothing changes.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .knobs import knob_names, pad_silence
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "Tanh": nn.Tanh,
@@ -157,15 +162,28 @@ class WaveNet(nn.Module):
     condition_size, head_size, channels, kernel_size, dilations, activation, gated,
     head_bias``). Input channel 0 is the audio; the first ``input_size`` channels
     feed the first array and all ``condition_size`` channels feed every input mixer.
+    ``params`` names the knobs: each adds a conditioning channel to every array
+    (``condition_size`` may count the audio only, or the audio and the knobs).
     """
 
     burn_in = 0  # samples of output to ignore in the loss (recurrent models need some)
 
-    def __init__(self, layers: Sequence[Mapping], head_scale: float = 0.02):
+    def __init__(
+        self,
+        layers: Sequence[Mapping],
+        head_scale: float = 0.02,
+        params: Sequence[str] | None = None,
+    ):
         super().__init__()
         if not layers:
             raise ValueError("a WaveNet needs at least one layer array")
-        arrays = [LayerArray(**dict(cfg)) for cfg in layers]
+        layers = [dict(cfg) for cfg in layers]
+        self.params = knob_names(params, layers[0].get("condition_size", 1), "condition_size")
+        if params:
+            for cfg in layers:
+                knob_names(params, cfg.get("condition_size", 1), "condition_size")
+                cfg["condition_size"] = 1 + len(self.params)
+        arrays = [LayerArray(**cfg) for cfg in layers]
         for i in range(1, len(arrays)):
             prev, cur = arrays[i - 1], arrays[i]
             if cur.input_size != prev.channels:
@@ -197,11 +215,14 @@ class WaveNet(nn.Module):
 
     def config(self) -> dict:
         """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""
-        return {
+        config = {
             "_target_": "ampnet.models.WaveNet",
             "layers": [a.config() for a in self.layer_arrays],
             "head_scale": self.head_scale,
         }
+        if self.params:
+            config["params"] = list(self.params)
+        return config
 
     def forward(
         self,
@@ -211,13 +232,14 @@ class WaveNet(nn.Module):
     ) -> torch.Tensor:
         """x: (batch, input_channels, time) -> (batch, 1, time - receptive_field + 1).
 
-        With ``pad_start`` the input is preceded by silence, so the output has the
-        input's length (what a player hears when the file starts from silence). With a
-        ``state`` from :meth:`initial_state` the output also has the input's length and
-        continues the previous call's: block-by-block streaming (the state is updated).
+        With ``pad_start`` the input is preceded by silence (knobs held at their first
+        value), so the output has the input's length (what a player hears when the file
+        starts from silence). With a ``state`` from :meth:`initial_state` the output also
+        has the input's length and continues the previous call's: block-by-block
+        streaming (the state is updated).
         """
         if pad_start:
-            x = F.pad(x, (self.receptive_field - 1, 0))
+            x = pad_silence(x, self.receptive_field - 1)
         c = x
         y = x[:, : self.layer_arrays[0].input_size]
         head = None
@@ -227,7 +249,7 @@ class WaveNet(nn.Module):
 
     @torch.no_grad()
     def initial_state(self, batch: int = 1) -> list[list[torch.Tensor]]:
-        """Per-layer input histories as they are after silence: what streaming starts from.
+        """Per-layer input histories as they are after silence (every knob at 0).
 
         Layers have biases, so a silent input does not leave zeros in them; running
         ``receptive_field - 1`` samples of silence from zeroed histories settles them.
