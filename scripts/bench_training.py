@@ -26,7 +26,6 @@ import glob
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -183,7 +182,7 @@ def bench_ampnet(capture: str, out: Path, test_seconds: float, label: str, extra
     out.mkdir(parents=True, exist_ok=True)
     wall = run(cmd, run_dir.with_suffix(".log"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    cfg = json.loads(json.dumps(_load_yaml(run_dir / "config.yaml")))
+    cfg = _load_yaml(run_dir / "config.yaml")
     batch, segment = cfg["data"]["batch_size"], cfg["data"]["segment_length"]
     steps = metrics["global_steps"]
     return {"tool": f"ampnet ({label})", "wall_s": wall, "steps": steps,
@@ -246,7 +245,7 @@ def main() -> None:
 
 def print_table(capture: str, rows: list[dict]) -> None:
     nam = rows[0]
-    print(f"\n{capture}: train {re.sub('_', ' ', 'start of the DI')}, test/val regions unseen")
+    print(f"\n{capture}: trained on the start of the DI; test and validation regions unseen")
     print(f"{'tool':<20} {'wall s':>8} {'steps':>6} {'samples/s':>10} {'val ESR':>10} "
           f"{'test ESR':>10} {'time/NAM':>9} {'val/NAM':>8} {'test/NAM':>9}")  # fmt: skip
     for r in rows:

@@ -23,6 +23,7 @@ from ampnet.losses import esr
 from ampnet.train import resume_argv
 
 from .conftest import REPO, run_module
+from .test_train_cli import pair_args
 
 QUICK = [
     "model=wavenet_nano",
@@ -33,10 +34,6 @@ QUICK = [
     "callbacks.audio_examples=null",
     "logger=csv",
 ]
-
-
-def pair_args(inp, out) -> list[str]:
-    return ["data=pair", "data.name=synthetic", f"data.input={inp}", f"data.output={out}"]
 
 
 def val_esr_offline(run_dir: Path) -> float:
