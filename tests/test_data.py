@@ -65,6 +65,40 @@ def test_train_windows_line_target_up_with_input_and_stay_in_region():
         data[len(data)]
 
 
+def test_jittered_windows_move_each_epoch_and_stay_valid():
+    x, y = ramp_pair(1000)
+    history, seg = 31, 16
+    data = TrainWindows(
+        x, y, start=100, end=500, history=history, segment_length=seg, jitter=True, seed=3
+    )
+    fixed = TrainWindows(x, y, start=100, end=500, history=history, segment_length=seg)
+    starts_by_epoch = []
+    for epoch in range(6):
+        data.set_epoch(epoch)
+        fixed.set_epoch(epoch)  # without jitter the tiling never moves
+        assert len(data) == len(fixed)
+        starts = []
+        for i in range(len(data)):
+            xi, yi = data[i]
+            assert xi.shape == (1, history + seg) and yi.shape == (1, seg)
+            np.testing.assert_array_equal(yi[0].numpy() - 0.5, xi[0, history:].numpy())
+            assert xi[0, 0] >= 100 and yi[0, -1] - 0.5 < 500
+            starts.append(int(yi[0, 0] - 0.5))
+        starts_by_epoch.append(starts)
+        assert int(fixed[0][1][0, 0] - 0.5) == 100 + history
+    assert len({tuple(s) for s in starts_by_epoch}) > 1  # the tiling moved
+    # the nmse loss's scale: the power of every target sample a segment can cover
+    energy, count = data.target_energy
+    assert count == 500 - 100 - history
+    assert energy == pytest.approx(float(np.sum((np.arange(100 + history, 500) + 0.5) ** 2)))
+    # one seed and epoch give one tiling (every DDP rank draws the same)
+    again = TrainWindows(
+        x, y, start=100, end=500, history=history, segment_length=seg, jitter=True, seed=3
+    )
+    again.set_epoch(4)
+    assert [int(again[i][1][0, 0] - 0.5) for i in range(len(again))] == starts_by_epoch[4]
+
+
 def test_region_window_covers_every_sample_with_preceding_history():
     x, y = ramp_pair(1000)
     xi, yi = RegionWindow(x, y, start=800, end=900, history=31)[0]

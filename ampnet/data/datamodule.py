@@ -42,6 +42,7 @@ class AudioDataModule(L.LightningDataModule):
         split: Mapping | None = None,
         segment_length: int = 8192,
         batch_size: int = 16,
+        jitter: bool = True,
         num_workers: int = 0,
         channel: int | str | None = None,
         input_gain_db: float = 0.0,
@@ -64,6 +65,7 @@ class AudioDataModule(L.LightningDataModule):
         self.split = dict(split or DEFAULT_SPLIT)
         self.segment_length = int(segment_length)
         self.batch_size = int(batch_size)
+        self.jitter = bool(jitter)
         self.num_workers = int(num_workers)
         self.channel = channel
         self.input_gain_db = float(input_gain_db)
@@ -154,7 +156,10 @@ class AudioDataModule(L.LightningDataModule):
             regions = split_regions(x.shape[1], rate, self.split)
             self._check_lengths(pair["input"], regions, rate)
             self.regions.append(regions)
-            train = TrainWindows(x, y, *regions["train"], self.history, self.segment_length)
+            train = TrainWindows(
+                x, y, *regions["train"], self.history, self.segment_length, jitter=self.jitter,
+                seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            )  # fmt: skip
             sets["train"].append(train)
             for name in ("val", "test"):
                 if name in regions:
@@ -182,6 +187,17 @@ class AudioDataModule(L.LightningDataModule):
                 f"data.segment_length ({self.segment_length}) = {need} samples; use a longer "
                 "recording, a larger data.split.train, or a smaller data.segment_length"
             )
+
+    @property
+    def train_power(self) -> float:
+        """Mean power of the training target (every pair's training region): the ``nmse`` loss's scale."""
+        energy, count = zip(*(w.target_energy for w in self._sets["train"].datasets), strict=True)
+        return sum(energy) / max(1, sum(count))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move the training tiling for ``epoch`` (``data.jitter``); called as each epoch starts."""
+        for windows in self._sets["train"].datasets:
+            windows.set_epoch(epoch)
 
     @property
     def has_test(self) -> bool:

@@ -61,11 +61,19 @@ def split_regions(num_samples: int, sample_rate: int, split: Mapping) -> dict[st
 
 
 class TrainWindows(Dataset):
-    """Non-overlapping target segments tiling one region, each with real input history.
+    """Target segments tiling one region, each with real input history.
 
     Item ``i``: input ``(channels, history + segment_length)`` and target
     ``(1, segment_length)``; target sample ``j`` lines up with input sample
     ``history + j``. Input and target both stay inside ``[start, end)``.
+
+    With ``jitter`` the tiling moves each epoch (:meth:`set_epoch`): segment ``i``
+    starts ``offset + i * segment_length`` samples in, wrapped around the range of
+    valid starts, with ``offset`` drawn from the epoch number. Every epoch still
+    covers the region, but the segment edges (where the loss sees the least context
+    inside the target) fall elsewhere each time, so the model never fits one fixed
+    cut of the recording. The offset lives in shared memory, so data-loader worker
+    processes see it too.
     """
 
     def __init__(
@@ -76,12 +84,30 @@ class TrainWindows(Dataset):
         end: int,
         history: int,
         segment_length: int,
+        jitter: bool = False,
+        seed: int = 0,
     ):
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.first = start + history
         self.history = history
         self.segment_length = segment_length
         self.count = max(0, (end - self.first) // segment_length)
+        self.starts = max(1, end - self.first - segment_length + 1)  # valid first samples
+        self.jitter = bool(jitter)
+        self.seed = int(seed)
+        self.offset = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def target_energy(self) -> tuple[float, int]:
+        """Sum of squared target samples over every sample a segment can cover, and their count."""
+        y = self.y[:, self.first : self.first + self.starts + self.segment_length - 1].double()
+        return float(y.pow(2).sum()), y.numel()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's tiling offset (the same on every rank for one seed)."""
+        if self.jitter:
+            rng = np.random.default_rng([self.seed, epoch])
+            self.offset.fill_(int(rng.integers(0, self.segment_length)))
 
     def __len__(self) -> int:
         return self.count
@@ -89,7 +115,7 @@ class TrainWindows(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < self.count:
             raise IndexError(i)
-        t0 = self.first + i * self.segment_length
+        t0 = self.first + (int(self.offset) + i * self.segment_length) % self.starts
         t1 = t0 + self.segment_length
         return self.x[:, t0 - self.history : t1], self.y[:, t0:t1]
 
