@@ -5,6 +5,10 @@
   2020). ESR 0.01 means the error is 20 dB below the signal. Sums run over the whole
   batch: a per-item ratio lets near-silent training segments (a tiny denominator)
   dominate the gradient.
+- ``nmse`` (an :class:`AmpLoss` term): squared error per sample over the *training
+  region's* mean power, a constant. Its expectation over batches is the region's ESR,
+  the number validation reports; a per-batch ESR instead divides by each batch's own
+  power, which makes quiet batches weigh more and small batches noisy.
 - :func:`dc_loss`: the same paper's DC term, ``mean(y - y_hat)^2 / mean(y^2)``.
 - :class:`PreEmphasis`: the paper's pre-emphasis filters (first-order high-pass, or an
   A-weighting-like FIR) applied to both signals before a loss.
@@ -102,15 +106,16 @@ class MultiResolutionSTFT(nn.Module):
         return self.loss(y_hat, y)
 
 
-TERMS = ("esr", "esr_pre", "mse", "dc", "mrstft", "mrstft_pre")
+TERMS = ("nmse", "esr", "esr_pre", "mse", "dc", "mrstft", "mrstft_pre")
 
 
 class AmpLoss(nn.Module):
     """Weighted sum of named terms: ``weights={"esr": 1.0, "mrstft_pre": 2e-4}``.
 
-    Terms: ``esr``, ``esr_pre`` (ESR of pre-emphasised signals), ``mse``, ``dc``,
-    ``mrstft`` and ``mrstft_pre``. ``forward`` returns the total and each weighted-in
-    term's unweighted value, so every term can be logged on its own.
+    Terms: ``nmse`` (MSE over ``signal_power``, the training target's mean power, which
+    training sets from the data), ``esr``, ``esr_pre`` (ESR of pre-emphasised signals),
+    ``mse``, ``dc``, ``mrstft`` and ``mrstft_pre``. ``forward`` returns the total and each
+    weighted-in term's unweighted value, so every term can be logged on its own.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class AmpLoss(nn.Module):
         weights: Mapping[str, float],
         pre_emphasis: Mapping | None = None,
         sample_rate: float = 48000,
+        signal_power: float | None = None,
     ):
         super().__init__()
         unknown = set(weights) - set(TERMS)
@@ -126,6 +132,11 @@ class AmpLoss(nn.Module):
         self.weights = {k: float(v) for k, v in weights.items() if v}
         if not self.weights:
             raise ValueError("the loss needs at least one term with a non-zero weight")
+        if "nmse" in self.weights and not (signal_power and signal_power > 0):
+            raise ValueError(
+                "the nmse term needs signal_power > 0: the training target's mean power"
+            )
+        self.signal_power = float(signal_power) if signal_power else None
         self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
         if {"mrstft", "mrstft_pre"} & set(self.weights):
             self.mrstft = MultiResolutionSTFT()
@@ -144,6 +155,8 @@ class AmpLoss(nn.Module):
             y_hat, y, name = self.pre_emphasis(y_hat), self.pre_emphasis(y), name[: -len("_pre")]
         if name == "mrstft":
             return self.mrstft(y_hat, y)
+        if name == "nmse":
+            return mse(y_hat, y) / self.signal_power
         return {"esr": esr, "mse": mse, "dc": dc_loss}[name](y_hat, y)
 
     def forward(

@@ -94,6 +94,23 @@ def test_amp_loss_is_the_weighted_sum_of_named_terms():
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_nmse_is_the_region_esr_on_average_and_needs_the_region_power():
+    # the training region: loud and quiet segments; batches of one segment each
+    rng = torch.Generator().manual_seed(0)
+    y = torch.randn(8, 1, 2048, generator=rng) * torch.tensor([1.0, 0.01] * 4).view(8, 1, 1)
+    y_hat = y + 0.05 * torch.randn(y.shape, generator=rng)
+    power = float(y.pow(2).mean())
+    loss = AmpLoss(weights={"nmse": 1.0}, signal_power=power)
+    per_batch = torch.stack([loss(y_hat[i : i + 1], y[i : i + 1])[0] for i in range(8)])
+    # the mean over batches is the whole region's ESR ...
+    assert per_batch.mean().item() == pytest.approx(esr(y_hat, y).item(), rel=1e-5)
+    # ... which a mean of per-batch ESRs is not: quiet batches dominate it
+    per_batch_esr = torch.stack([esr(y_hat[i : i + 1], y[i : i + 1]) for i in range(8)])
+    assert per_batch_esr.mean().item() > 100 * esr(y_hat, y).item()
+    with pytest.raises(ValueError, match="signal_power"):
+        AmpLoss(weights={"nmse": 1.0})
+
+
 def test_amp_loss_rejects_unknown_terms():
     with pytest.raises(ValueError, match="unknown loss terms"):
         AmpLoss(weights={"esrr": 1.0})
