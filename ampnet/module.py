@@ -72,6 +72,11 @@ class AmpModule(L.LightningModule):
         """The last ``target_length`` output samples: what lines up with the target segment."""
         return self.model(x)[..., -target_length:]
 
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         y_hat = self(x, y.shape[-1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -87,7 +88,9 @@ def train(cfg: DictConfig) -> dict:
         **names,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    loss = instantiate(cfg.loss, sample_rate=datamodule.sample_rate)
+    loss = instantiate(
+        cfg.loss, sample_rate=datamodule.sample_rate, signal_power=datamodule.train_power
+    )
     if datamodule.segment_length < getattr(loss, "min_length", 1):
         raise AmpnetError(
             f"data.segment_length={datamodule.segment_length} is shorter than the loss needs "
@@ -114,6 +117,9 @@ def train(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()],
     )
 
+    # last.ckpt is written every epoch, validation only every check_val_every_n_epoch:
+    # Lightning warns (once) that val/esr is missing at the epochs without it
+    warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
     started = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"
     trainer.fit(
@@ -125,10 +131,7 @@ def train(cfg: DictConfig) -> dict:
             f"training was interrupted; resume it with: python -m ampnet.train resume={run_dir}"
         )
 
-    best = Path(trainer.checkpoint_callback.best_model_path or ckpt_dir / "last.ckpt")
-    best_model, _ = load_model(best)
-    module.model.load_state_dict(best_model.state_dict())
-    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    best, val = _select_best(trainer, module, datamodule, ckpt_dir)
     test = (
         trainer.test(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_test else {}
     )
@@ -158,6 +161,32 @@ def train(cfg: DictConfig) -> dict:
         _write_report(module, run_dir, datamodule.sample_rate, names)
         _print_summary(metrics)
     return metrics
+
+
+def _select_best(trainer, module: AmpModule, datamodule, ckpt_dir: Path) -> tuple[Path, dict]:
+    """Leave the module holding the better of the best validated checkpoint and the weights
+    training ended with, and make ``best.ckpt`` hold them; return its path and its metrics.
+
+    Validation runs every ``trainer.check_val_every_n_epoch`` epochs, so the last epochs
+    may not have been validated; under a decaying learning rate they are often the best.
+    """
+    final_state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    examples = dict(module.examples)
+    path = trainer.checkpoint_callback.best_model_path
+    if path and Path(path).is_file():
+        best_state = load_model(path)[0].state_dict()
+        if all(torch.equal(best_state[k], v) for k, v in final_state.items()):
+            return Path(path), val  # training ended on its best validated epoch
+        module.model.load_state_dict(best_state)
+        best_val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        if best_val["val/esr"] <= val["val/esr"]:
+            return Path(path), best_val
+        module.model.load_state_dict(final_state)
+        module.examples.update(examples)
+    best = ckpt_dir / "best.ckpt"
+    trainer.save_checkpoint(best)  # atomic (AtomicCheckpointIO); every rank calls it
+    return best, val
 
 
 def _write_report(module: AmpModule, run_dir: Path, sample_rate: int, names: dict) -> None:
