@@ -58,6 +58,8 @@ def test_a_knob_aware_wavenet_learns_the_drive_knob_and_plays_settings_it_never_
         f"data.pairs=[{','.join(pairs)}]",
         "optim=adam_cosine",
         "optim.lr=0.008",
+        "data.segment_length=8192",
+        "data.batch_size=16",
         f"trainer.max_epochs={EPOCHS}",
         "callbacks.early_stopping=null",
         "callbacks.progress_bar=null",

@@ -33,6 +33,8 @@ def test_wavenet_nano_learns_the_ts9_in_160_steps(tmp_path):
         f"data.output={SHARED / 'ts9_pushed.wav'}",
         "optim=adam_cosine",
         "optim.lr=0.008",
+        "data.segment_length=8192",
+        "data.batch_size=16",
         "trainer.max_epochs=20",  # 8 batches of 16 x 8192 per epoch
         "callbacks.early_stopping=null",
         "callbacks.progress_bar=null",
