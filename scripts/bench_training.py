@@ -13,6 +13,10 @@ same split for both tools -- training on the start of the DI, a test region of
 * ``python -m ampnet.train model=wavenet data=shared_<capture>``: ampnet's defaults;
 * with ``--long``: ampnet again with as many epochs as fit into NAM's wall time.
 
+``--reuse-nam`` takes NAM's row (wall time, steps, model) from an earlier run's
+``bench_training.json`` in ``--out`` instead of training NAM again: only for reruns on
+the same machine, and the table says so.
+
 Every model is scored by the same code: the exported ``model.nam`` (NAM) or the best
 checkpoint (ampnet) renders the whole DI, and ESR is taken on each region. Prints a
 table and the ratios, and writes ``bench_training.json`` in ``--out``.
@@ -167,6 +171,16 @@ def bench_nam(capture: str, out: Path, train_stop: float, epochs: int) -> dict:
             "model": exported[-1]}  # fmt: skip
 
 
+def reused_nam(rows: list[dict], capture: str, source: Path) -> dict:
+    for row in rows:
+        if row["tool"].startswith("NAM") and row["capture"] == capture:
+            if not Path(row["model"]).is_file():
+                sys.exit(f"bench_training: {row['model']} is gone; run without --reuse-nam")
+            keep = ("wall_s", "steps", "samples", "model")
+            return {"tool": "NAM 0.13 (reused)", **{k: row[k] for k in keep}}
+    sys.exit(f"bench_training: no NAM row for {capture} in {source}; run without --reuse-nam")
+
+
 def bench_ampnet(capture: str, out: Path, test_seconds: float, label: str, extra: list[str]):
     run_dir = out / f"ampnet_{capture}_{label.replace(' ', '_').strip('-')}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -208,7 +222,12 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="also ampnet for NAM's wall time")
     parser.add_argument("--ampnet", nargs="*", default=[], help="extra overrides for ampnet")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_training")
+    parser.add_argument(
+        "--reuse-nam", action="store_true", help="NAM's row from --out/bench_training.json"
+    )
     args = parser.parse_args()
+    earlier = args.out / "bench_training.json"
+    earlier_rows = json.loads(earlier.read_text()) if args.reuse_nam and earlier.is_file() else []
     if not (SHARED / "di.wav").is_file():
         sys.exit(f"bench_training: {SHARED / 'di.wav'} not found; set AMPNET_SHARED_DATA")
     torch.set_num_threads(os.cpu_count() or 1)
@@ -223,7 +242,10 @@ def main() -> None:
         parts = regions(n, rate, args.test_seconds)
         train_stop = -(VAL_SECONDS + args.test_seconds)
         rows = []
-        nam = bench_nam(capture, args.out, train_stop, args.nam_epochs)
+        if args.reuse_nam:
+            nam = reused_nam(earlier_rows, capture, earlier)
+        else:
+            nam = bench_nam(capture, args.out, train_stop, args.nam_epochs)
         rows.append(nam)
         label = "defaults" if not args.ampnet else "with --ampnet"
         rows.append(bench_ampnet(capture, args.out, args.test_seconds, label, args.ampnet))
