@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import hydra
@@ -117,9 +116,6 @@ def train(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()],
     )
 
-    # last.ckpt is written every epoch, validation only every check_val_every_n_epoch:
-    # Lightning warns (once) that val/esr is missing at the epochs without it
-    warnings.filterwarnings("ignore", message=r".*could not find the monitored key.*")
     started = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"
     trainer.fit(
@@ -173,7 +169,8 @@ def _select_best(trainer, module: AmpModule, datamodule, ckpt_dir: Path) -> tupl
     final_state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
     val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     examples = dict(module.examples)
-    path = trainer.checkpoint_callback.best_model_path
+    monitored = [c for c in trainer.checkpoint_callbacks if c.monitor == "val/esr"]
+    path = monitored[0].best_model_path if monitored else ""
     if path and Path(path).is_file():
         best_state = load_model(path)[0].state_dict()
         if all(torch.equal(best_state[k], v) for k, v in final_state.items()):
@@ -185,7 +182,8 @@ def _select_best(trainer, module: AmpModule, datamodule, ckpt_dir: Path) -> tupl
         module.model.load_state_dict(final_state)
         module.examples.update(examples)
     best = ckpt_dir / "best.ckpt"
-    trainer.save_checkpoint(best)  # atomic (AtomicCheckpointIO); every rank calls it
+    # atomic (AtomicCheckpointIO); every rank calls it. Full state, like ModelCheckpoint's
+    trainer.save_checkpoint(best, weights_only=False)
     return best, val
 
 

@@ -64,7 +64,7 @@ def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 
 FAST = [
     "model=wavenet_nano",
     "trainer=debug",
-    "data.segment_length=2304",  # the default loss's MR-STFT needs 2048 + pre-emphasis
+    "data.segment_length=2304",  # long enough for the MR-STFT losses (2048 + pre-emphasis)
     "data.batch_size=4",
     "callbacks.progress_bar=null",
 ]

@@ -51,6 +51,32 @@ def test_train_writes_checkpoints_metrics_and_config(tmp_path, make_pair):
     assert not list(run_dir.rglob("*.tmp*"))  # nothing half-written left behind
 
 
+def test_best_checkpoint_is_checked_against_the_unvalidated_final_weights(tmp_path, make_pair):
+    # validation only after epoch 2 of 3: the weights training ends with are never
+    # validated during training, so training validates them at the end and keeps the better
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    run_dir = tmp_path / "run"
+    result = run_module(
+        "ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}",
+        "optim=adam_exponential", "optim.lr=0.01",
+        "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    column = rows[0].split(",").index("val/esr")
+    validated = [float(r.split(",")[column]) for r in rows[1:] if r.split(",")[column]]
+    epoch_two = validated[0]  # the one validation during training
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val_esr"] <= epoch_two * (1 + 1e-6)
+    ckpts = run_dir / "checkpoints"
+    best = load_model(ckpts / "best.ckpt")[0].state_dict()
+    final = load_model(ckpts / "last.ckpt")[0].state_dict()
+    best_is_final = all(torch.equal(best[k], final[k]) for k in final)
+    # the final weights won exactly when they beat epoch 2; best.ckpt then holds them
+    assert best_is_final == (metrics["val_esr"] < epoch_two * (1 - 1e-6))
+    assert not list(run_dir.rglob("*.tmp*"))
+
+
 def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
     inp, out = make_pair(seconds=3.0, sr=16000)
     run_dir = tmp_path / "run"
