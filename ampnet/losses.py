@@ -106,14 +106,15 @@ class MultiResolutionSTFT(nn.Module):
         return self.loss(y_hat, y)
 
 
-TERMS = ("nmse", "esr", "esr_pre", "mse", "dc", "mrstft", "mrstft_pre")
+TERMS = ("nmse", "nmse_pre", "esr", "esr_pre", "mse", "dc", "mrstft", "mrstft_pre")
 
 
 class AmpLoss(nn.Module):
     """Weighted sum of named terms: ``weights={"esr": 1.0, "mrstft_pre": 2e-4}``.
 
     Terms: ``nmse`` (MSE over ``signal_power``, the training target's mean power, which
-    training sets from the data), ``esr``, ``esr_pre`` (ESR of pre-emphasised signals),
+    training sets from the data), ``nmse_pre`` (the same on pre-emphasised signals, over
+    ``pre_signal_power``), ``esr``, ``esr_pre`` (ESR of pre-emphasised signals),
     ``mse``, ``dc``, ``mrstft`` and ``mrstft_pre``. ``forward`` returns the total and each
     weighted-in term's unweighted value, so every term can be logged on its own.
     """
@@ -124,6 +125,7 @@ class AmpLoss(nn.Module):
         pre_emphasis: Mapping | None = None,
         sample_rate: float = 48000,
         signal_power: float | None = None,
+        pre_signal_power: float | None = None,
     ):
         super().__init__()
         unknown = set(weights) - set(TERMS)
@@ -136,7 +138,13 @@ class AmpLoss(nn.Module):
             raise ValueError(
                 "the nmse term needs signal_power > 0: the training target's mean power"
             )
+        if "nmse_pre" in self.weights and not (pre_signal_power and pre_signal_power > 0):
+            raise ValueError(
+                "the nmse_pre term needs pre_signal_power > 0: the pre-emphasised training "
+                "target's mean power"
+            )
         self.signal_power = float(signal_power) if signal_power else None
+        self.pre_signal_power = float(pre_signal_power) if pre_signal_power else None
         self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
         if {"mrstft", "mrstft_pre"} & set(self.weights):
             self.mrstft = MultiResolutionSTFT()
@@ -151,12 +159,13 @@ class AmpLoss(nn.Module):
 
     def term(self, name: str, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unweighted value of one term."""
-        if name.endswith("_pre"):
+        pre = name.endswith("_pre")
+        if pre:
             y_hat, y, name = self.pre_emphasis(y_hat), self.pre_emphasis(y), name[: -len("_pre")]
         if name == "mrstft":
             return self.mrstft(y_hat, y)
         if name == "nmse":
-            return mse(y_hat, y) / self.signal_power
+            return mse(y_hat, y) / (self.pre_signal_power if pre else self.signal_power)
         return {"esr": esr, "mse": mse, "dc": dc_loss}[name](y_hat, y)
 
     def forward(

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
+from ampnet.losses import PreEmphasis
 from ampnet.module import AmpModule, AtomicCheckpointIO
 from ampnet.report import write_report
 
@@ -87,9 +88,13 @@ def train(cfg: DictConfig) -> dict:
         **names,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    loss = instantiate(
-        cfg.loss, sample_rate=datamodule.sample_rate, signal_power=datamodule.train_power
-    )
+    powers = {"signal_power": datamodule.train_power}
+    if (cfg.loss.get("weights") or {}).get("nmse_pre"):
+        emphasis = PreEmphasis(
+            sample_rate=datamodule.sample_rate, **(cfg.loss.get("pre_emphasis") or {})
+        )
+        powers["pre_signal_power"] = datamodule.target_power(emphasis)
+    loss = instantiate(cfg.loss, sample_rate=datamodule.sample_rate, **powers)
     if datamodule.segment_length < getattr(loss, "min_length", 1):
         raise AmpnetError(
             f"data.segment_length={datamodule.segment_length} is shorter than the loss needs "

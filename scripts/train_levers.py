@@ -11,11 +11,14 @@ run side by side with one thread each: compare them by steps, not by wall time
 (wall-time comparisons belong to ``bench_training.py``, one run at a time).
 
 Keys (defaults): ``steps=350 B=16 T=8192 lr=0.004 sched=exp|cos|const warm=0.05
-final=0.01 jitter=0 loss=esr|nmse b2=0.999 clip=1.0 every=25 seed=0 model=wavenet
-cap=ts9_pushed``. ``sched=exp`` is NAM's (x0.993 per epoch); ``cos`` warms up over
+final=0.01 jitter=0 loss=esr|nmse mrstft=0 b2=0.999 clip=1.0 every=25 seed=0
+model=wavenet cap=ts9_pushed``. ``sched=exp`` is NAM's (x0.993 per epoch); ``cos`` warms up over
 ``warm`` of the steps, then decays to ``final`` of the peak. ``jitter=1`` moves the
 segment tiling every epoch; ``loss=nmse`` divides the squared error by the training
-target's power instead of each batch's (``loss=esr``).
+target's power instead of each batch's (``loss=esr``); ``mrstft=W`` adds a
+pre-emphasised multi-resolution STFT term with weight W, ``pre=W`` the squared error of
+the pre-emphasised signals over their training power; ``init=xavier`` re-initialises
+every convolution (Xavier-uniform weights, zero biases).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ampnet.losses import esr
+from ampnet.losses import AmpLoss, PreEmphasis, esr
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -54,6 +57,12 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         cfg = compose("train", overrides=[f"model={opts.get('model', 'wavenet')}"])
     model = instantiate(cfg.model)
+    if opts.get("init") == "xavier":  # instead of PyTorch's default (Kaiming uniform, a=sqrt(5))
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv1d):
+                torch.nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
     rf = model.receptive_field
 
     di, sr = sf.read(SHARED / "di.wav", dtype="float32")
@@ -97,7 +106,20 @@ def main() -> None:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
+    emphasis = PreEmphasis(kind="hp", coef=0.85, sample_rate=sr)
+    mrstft, pre = float(opts.get("mrstft", 0)), float(opts.get("pre", 0))
+    extra = AmpLoss({"mrstft_pre": mrstft}, {"kind": "hp", "coef": 0.85}, sr) if mrstft else None
+    pre_power = float(emphasis(y[first:test_start].view(1, 1, -1)).pow(2).mean())
+
     def loss_fn(y_hat, target):
+        total = loss_fn_base(y_hat, target)
+        if extra is not None:
+            total = total + extra(y_hat, target)[0]
+        if pre:  # squared error of the pre-emphasised signals over their training power
+            total = total + pre * (emphasis(y_hat) - emphasis(target)).pow(2).mean() / pre_power
+        return total
+
+    def loss_fn_base(y_hat, target):
         if loss_kind == "nmse":
             return (y_hat - target).pow(2).mean() / power
         return esr(y_hat, target)

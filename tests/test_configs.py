@@ -54,7 +54,8 @@ def test_model_config_instantiates_the_plain_module(name):
 @pytest.mark.parametrize("name", options("loss"))
 def test_loss_config_computes(name, tmp_path):
     cfg = compose_train([f"loss={name}"], tmp_path)
-    loss = instantiate(cfg.loss, sample_rate=48000, signal_power=1.0)  # as training passes them
+    powers = {"signal_power": 1.0, "pre_signal_power": 1.0}  # as training passes them
+    loss = instantiate(cfg.loss, sample_rate=48000, **powers)
     y = torch.randn(2, 1, 4096)
     total, terms = loss(y + 0.1 * torch.randn_like(y), y)
     assert total.item() > 0 and terms and all(v.item() >= 0 for v in terms.values())

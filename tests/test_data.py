@@ -88,7 +88,7 @@ def test_jittered_windows_move_each_epoch_and_stay_valid():
         assert int(fixed[0][1][0, 0] - 0.5) == 100 + history
     assert len({tuple(s) for s in starts_by_epoch}) > 1  # the tiling moved
     # the nmse loss's scale: the power of every target sample a segment can cover
-    energy, count = data.target_energy
+    energy, count = data.target_energy()
     assert count == 500 - 100 - history
     assert energy == pytest.approx(float(np.sum((np.arange(100 + history, 500) + 0.5) ** 2)))
     # one seed and epoch give one tiling (every DDP rank draws the same)

@@ -111,6 +111,23 @@ def test_nmse_is_the_region_esr_on_average_and_needs_the_region_power():
         AmpLoss(weights={"nmse": 1.0})
 
 
+def test_nmse_pre_scales_the_pre_emphasised_error_by_the_pre_emphasised_power():
+    rng = torch.Generator().manual_seed(1)
+    y = torch.randn(2, 1, 4096, generator=rng)
+    y_hat = y + 0.1 * torch.randn(y.shape, generator=rng)
+    emphasis = PreEmphasis(kind="hp", coef=0.85)
+    pre_power = float(emphasis(y).pow(2).mean())
+    loss = AmpLoss(
+        weights={"nmse_pre": 1.0}, pre_emphasis={"kind": "hp", "coef": 0.85},
+        pre_signal_power=pre_power,
+    )  # fmt: skip
+    total, terms = loss(y_hat, y)
+    assert total.item() == pytest.approx(esr(emphasis(y_hat), emphasis(y)).item(), rel=1e-5)
+    assert set(terms) == {"nmse_pre"}
+    with pytest.raises(ValueError, match="pre_signal_power"):
+        AmpLoss(weights={"nmse_pre": 1.0}, signal_power=1.0)
+
+
 def test_amp_loss_rejects_unknown_terms():
     with pytest.raises(ValueError, match="unknown loss terms"):
         AmpLoss(weights={"esrr": 1.0})

@@ -77,6 +77,18 @@ def test_best_checkpoint_is_checked_against_the_unvalidated_final_weights(tmp_pa
     assert not list(run_dir.rglob("*.tmp*"))
 
 
+def test_pre_emphasised_nmse_trains_with_its_power_taken_from_the_data(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    run_dir = tmp_path / "run"
+    result = run_module(
+        "ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}", "loss=nmse_pre"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/nmse", "train/nmse_pre"} <= set(header)
+    assert np.isfinite(json.loads((run_dir / "metrics.json").read_text())["val_esr"])
+
+
 def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
     inp, out = make_pair(seconds=3.0, sr=16000)
     run_dir = tmp_path / "run"

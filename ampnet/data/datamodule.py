@@ -191,7 +191,12 @@ class AudioDataModule(L.LightningDataModule):
     @property
     def train_power(self) -> float:
         """Mean power of the training target (every pair's training region): the ``nmse`` loss's scale."""
-        energy, count = zip(*(w.target_energy for w in self._sets["train"].datasets), strict=True)
+        return self.target_power()
+
+    def target_power(self, transform=None) -> float:
+        """Mean power of the training target after ``transform`` (``nmse_pre``: the pre-emphasis)."""
+        parts = [w.target_energy(transform) for w in self._sets["train"].datasets]
+        energy, count = zip(*parts, strict=True)
         return sum(energy) / max(1, sum(count))
 
     def set_epoch(self, epoch: int) -> None:

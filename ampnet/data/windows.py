@@ -97,10 +97,16 @@ class TrainWindows(Dataset):
         self.seed = int(seed)
         self.offset = torch.zeros((), dtype=torch.int64).share_memory_()
 
-    @property
-    def target_energy(self) -> tuple[float, int]:
-        """Sum of squared target samples over every sample a segment can cover, and their count."""
-        y = self.y[:, self.first : self.first + self.starts + self.segment_length - 1].double()
+    def target_energy(self, transform=None) -> tuple[float, int]:
+        """Sum of squared target samples over every sample a segment can cover, and their count.
+
+        ``transform`` (e.g. a loss's pre-emphasis) filters the target first.
+        """
+        y = self.y[:, self.first : self.first + self.starts + self.segment_length - 1]
+        if transform is not None:
+            with torch.no_grad():
+                y = transform(y.unsqueeze(0))
+        y = y.double()
         return float(y.pow(2).sum()), y.numel()
 
     def set_epoch(self, epoch: int) -> None:
