@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict:
         **names,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    powers = {"signal_power": datamodule.train_power}
+    powers = {"signal_power": datamodule.target_power()}
     if (cfg.loss.get("weights") or {}).get("nmse_pre"):
         emphasis = PreEmphasis(
             sample_rate=datamodule.sample_rate, **(cfg.loss.get("pre_emphasis") or {})

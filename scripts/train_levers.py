@@ -106,23 +106,20 @@ def main() -> None:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
-    emphasis = PreEmphasis(kind="hp", coef=0.85, sample_rate=sr)
-    mrstft, pre = float(opts.get("mrstft", 0)), float(opts.get("pre", 0))
-    extra = AmpLoss({"mrstft_pre": mrstft}, {"kind": "hp", "coef": 0.85}, sr) if mrstft else None
-    pre_power = float(emphasis(y[first:test_start].view(1, 1, -1)).pow(2).mean())
+    # the training loss as ampnet.losses.AmpLoss terms: esr or nmse, plus the extra levers
+    emphasis = {"kind": "hp", "coef": 0.85}
+    pre_power = float(
+        PreEmphasis(sample_rate=sr, **emphasis)(y[first:test_start].view(1, 1, -1)).pow(2).mean()
+    )
+    weights = {
+        loss_kind: 1.0,
+        "nmse_pre": float(opts.get("pre", 0)),
+        "mrstft_pre": float(opts.get("mrstft", 0)),
+    }
+    amp_loss = AmpLoss(weights, emphasis, sr, signal_power=power, pre_signal_power=pre_power)
 
     def loss_fn(y_hat, target):
-        total = loss_fn_base(y_hat, target)
-        if extra is not None:
-            total = total + extra(y_hat, target)[0]
-        if pre:  # squared error of the pre-emphasised signals over their training power
-            total = total + pre * (emphasis(y_hat) - emphasis(target)).pow(2).mean() / pre_power
-        return total
-
-    def loss_fn_base(y_hat, target):
-        if loss_kind == "nmse":
-            return (y_hat - target).pow(2).mean() / power
-        return esr(y_hat, target)
+        return amp_loss(y_hat, target)[0]
 
     clip = float(opts.get("clip", 1.0))
     data, train_time, history, best = batches(), 0.0, [], (math.inf, math.inf, 0)

@@ -188,13 +188,9 @@ class AudioDataModule(L.LightningDataModule):
                 "recording, a larger data.split.train, or a smaller data.segment_length"
             )
 
-    @property
-    def train_power(self) -> float:
-        """Mean power of the training target (every pair's training region): the ``nmse`` loss's scale."""
-        return self.target_power()
-
     def target_power(self, transform=None) -> float:
-        """Mean power of the training target after ``transform`` (``nmse_pre``: the pre-emphasis)."""
+        """Mean power of the training target (every pair's training region) after
+        ``transform``: the scale of the ``nmse`` loss (``nmse_pre``: after the pre-emphasis)."""
         parts = [w.target_energy(transform) for w in self._sets["train"].datasets]
         energy, count = zip(*parts, strict=True)
         return sum(energy) / max(1, sum(count))
