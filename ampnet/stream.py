@@ -27,6 +27,7 @@ from torch import nn
 from ampnet import kernels
 from ampnet.errors import AmpnetError
 from ampnet.models import LSTM, WaveNet
+from ampnet.models.knobs import RANGE, SettingError, check_setting, silence
 
 
 class _TorchEngine:
@@ -57,42 +58,31 @@ class _TorchEngine:
 def knob_values(
     names: Sequence[str], given: Mapping[str, float] | None, *, partial: bool = False
 ) -> dict[str, float]:
-    """Check knob settings against a model's knob ``names``: every name known, every
-    value in [0, 1] and, unless ``partial``, every knob given. One clear error otherwise."""
+    """Check knob settings against a model's knob ``names`` (:func:`check_setting`), in the
+    words of a player: every name known, every value in [0, 1] and, unless ``partial``,
+    every knob given. One clear error otherwise."""
     given = dict(given or {})
-    if not names:
-        if given:
+    try:
+        return check_setting(names, given, partial=partial)
+    except SettingError as err:
+        if not names:
+            drop = " ".join(f"{k}={v}" for k, v in given.items())
             raise AmpnetError(
-                f"this model has no knobs (it captures one setting); drop {_settings(given)}"
-            )
-        return {}
-    listing = ", ".join(names)
-    unknown = [k for k in given if k not in names]
-    if unknown:
-        raise AmpnetError(f"unknown knob {unknown[0]!r}: this model's knobs are {listing}")
-    missing = [k for k in names if k not in given]
-    if missing and not partial:
-        example = " ".join(f"--param {k}=0.5" for k in names)
-        raise AmpnetError(
-            f"no value for knob {missing[0]!r}: this model's knobs are {listing}; "
-            f"set each (e.g. {example})"
-        )
-    values = {}
-    for knob, value in given.items():
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
+                f"this model has no knobs (it captures one setting); drop {drop}"
+            ) from None
+        listing = ", ".join(names)
+        if err.unknown:
             raise AmpnetError(
-                f"knob {knob}={given[knob]}: use a number from 0 (minimum) to 1 (maximum)"
-            )
-        values[knob] = value
-    return values
-
-
-def _settings(values: Mapping[str, float]) -> str:
-    return " ".join(f"{k}={v}" for k, v in values.items())
+                f"unknown knob {err.unknown[0]!r}: this model's knobs are {listing}"
+            ) from None
+        if err.missing:
+            example = " ".join(f"--param {k}=0.5" for k in names)
+            raise AmpnetError(
+                f"no value for knob {err.missing[0]!r}: this model's knobs are {listing}; "
+                f"set each (e.g. {example})"
+            ) from None
+        knob, value = err.bad
+        raise AmpnetError(f"knob {knob}={value}: use a number from {RANGE}") from None
 
 
 def _engine(model: nn.Module, backend: str, max_block: int, device: str):
@@ -184,16 +174,16 @@ class Streamer:
         self._settle()
 
     def _settle(self) -> None:
-        """Apply the knob settings at once and, for a WaveNet, replay silence at them.
+        """Apply the knob settings at once and replay :func:`silence` at them.
 
-        The engines start from silence with every knob at 0; a WaveNet's state is its
-        last ``receptive_field - 1`` input samples, so this puts it exactly where
-        offline processing (silence before the start, knobs already set) begins.
+        The engines start from silence with every knob at 0; a model's state after
+        silence depends on the knobs only through its last ``receptive_field - 1`` input
+        samples, so replaying that many puts it exactly where offline processing
+        (silence before the start, knobs already set) begins.
         """
         self._knobs[:] = self._target
-        self._x[1:] = self._knobs[:, None]
-        if len(self._knobs) and isinstance(self.model, WaveNet):
-            self._x[0] = 0.0
+        self._x[:] = silence(torch.from_numpy(self._knobs)[None], self.max_block)[0].numpy()
+        if len(self._knobs):
             for done in range(0, self.model.receptive_field - 1, self.max_block):
                 self._run(min(self.max_block, self.model.receptive_field - 1 - done))
 

@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from ampnet.data.checks import PairCheck, check_pair
 from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
 from ampnet.errors import AmpnetError
-from ampnet.models.knobs import NAME
+from ampnet.models.knobs import SettingError, check_names, check_setting
 
 DEFAULT_SPLIT = {"unit": "fraction", "train": [0.0, 0.8], "val": [0.8, 0.9], "test": [0.9, 1.0]}
 
@@ -82,34 +82,28 @@ class AudioDataModule(L.LightningDataModule):
         """The pair's knob values, one for each name in ``params``, each in [0, 1]."""
         given = dict(pair.get("params") or {})
         where = f"data.pairs[{index}] ({pair.get('output')})"
-        if set(given) != set(self.params):
+        try:
+            return check_setting(self.params, given)
+        except SettingError as err:
+            if err.bad is not None:
+                knob, value = err.bad
+                raise AmpnetError(
+                    f"{where}: {knob}={value} is not a number in [0, 1] "
+                    "(0 = knob at minimum, 1 = at maximum)"
+                ) from None
             if not self.params:
                 raise AmpnetError(
                     f"{where} sets knobs {sorted(given)} but data.params names none; "
                     f"list the knob names, e.g. data.params=[{','.join(sorted(given))}]"
-                )
-            missing, unknown = set(self.params) - set(given), set(given) - set(self.params)
+                ) from None
             detail = "; ".join(
                 f"{what} {sorted(names)}"
-                for what, names in (("missing", missing), ("unknown", unknown))
+                for what, names in (("missing", err.missing), ("unknown", err.unknown))
                 if names
             )
             raise AmpnetError(
                 f"{where}: give a value for each knob in data.params {self.params} ({detail})"
-            )
-        setting = {}
-        for knob in self.params:
-            try:
-                value = float(given[knob])
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not 0.0 <= value <= 1.0:
-                raise AmpnetError(
-                    f"{where}: {knob}={given[knob]} is not a number in [0, 1] "
-                    "(0 = knob at minimum, 1 = at maximum)"
-                )
-            setting[knob] = value
-        return setting
+            ) from None
 
     def _check_present(self) -> None:
         for pair in self.pairs:
@@ -232,11 +226,7 @@ class AudioDataModule(L.LightningDataModule):
 
 def _knob_names(params: Sequence[str] | None) -> list[str]:
     """``data.params`` as a list of distinct knob names, or one clear error."""
-    names = [str(p) for p in (params or [])]
-    bad = [n for n in names if not NAME.match(n)]
-    if bad or len(set(names)) != len(names):
-        raise AmpnetError(
-            f"data.params={names}: knob names must be distinct words of letters, digits "
-            "and underscores (e.g. [drive, tone])"
-        )
-    return names
+    try:
+        return check_names(params)
+    except ValueError as err:
+        raise AmpnetError(f"data.params={[str(p) for p in params or []]}: {err}") from None

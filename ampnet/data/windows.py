@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ampnet.errors import AmpnetError
+from ampnet.models.knobs import pad_silence
 
 REGIONS = ("train", "val", "test")
 
@@ -136,13 +137,9 @@ class RegionWindow(Dataset):
 
     def __init__(self, x: np.ndarray, y: np.ndarray, start: int, end: int, history: int):
         lo = start - history
-        pad = max(0, -lo)
-        xs = x[:, max(0, lo) : end]
-        if pad:
-            silence = np.zeros((x.shape[0], pad), dtype=x.dtype)
-            silence[1:] = x[1:, :1]
-            xs = np.concatenate([silence, xs], axis=1)
-        self.item = (torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(y[:, start:end]))
+        xs = torch.from_numpy(np.ascontiguousarray(x[:, max(0, lo) : end]))
+        xs = pad_silence(xs[None], -lo)[0].contiguous()  # before the file: silence, knobs set
+        self.item = (xs, torch.from_numpy(y[:, start:end]))
 
     def __len__(self) -> int:
         return 1

@@ -24,7 +24,7 @@ import torch
 
 from ampnet.errors import AmpnetError
 from ampnet.models import LSTM
-from ampnet.models.knobs import NAME
+from ampnet.models.knobs import check_names
 
 DEFAULT_RATE = 48000
 
@@ -88,14 +88,15 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int]
             f"{where}: input_size={inputs}; it must count the audio input (1 or more)"
         )
     names = md.get("params")
-    if names is not None and (
-        not isinstance(names, list)
-        or len(names) != inputs - 1
-        or not all(isinstance(n, str) and NAME.match(n) for n in names)
-    ):
-        raise AmpnetError(
-            f"{where}: params {names!r} must list one knob name per extra input ({inputs - 1})"
-        )
+    if names is not None:
+        try:
+            if not isinstance(names, list) or len(names) != inputs - 1:
+                raise ValueError("one knob name per extra input")
+            check_names(names)
+        except ValueError:
+            raise AmpnetError(
+                f"{where}: params {names!r} must list one knob name per extra input ({inputs - 1})"
+            ) from None
     model = LSTM(
         input_size=inputs,
         hidden_size=hidden,
