@@ -16,6 +16,7 @@ they are columns of each layer's input mixer), so ramps stay exact.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -85,15 +86,22 @@ def knob_values(
         raise AmpnetError(f"knob {knob}={value}: use a number from {RANGE}") from None
 
 
+_NOTED: set[str] = set()  # reasons already printed: one line per process, not per streamer
+
+
 def _engine(model: nn.Module, backend: str, max_block: int, device: str):
     if backend not in ("auto", "native", "torch"):
         raise ValueError(f"backend={backend!r}: use 'auto', 'native' or 'torch'")
-    if device == "cpu" and backend != "torch" and kernels.available():
+    if device != "cpu" or backend == "torch":
+        return _TorchEngine(model, device), "torch"
+    why = kernels.unsupported(model)
+    if why is None:
         return kernels.NativeModel(model, max_block=max_block), "native"
     if backend == "native":
-        raise RuntimeError(
-            "native kernels are not available (no C compiler found, or AMPNET_NO_NATIVE set)"
-        )
+        raise RuntimeError(f"backend='native': {why} (or AMPNET_NO_NATIVE is set)")
+    if kernels.available() and why not in _NOTED:  # an unavailable library said so itself
+        _NOTED.add(why)
+        print(f"ampnet: {why}; {kernels.SLOWER}", file=sys.stderr, flush=True)
     return _TorchEngine(model, device), "torch"
 
 
@@ -250,7 +258,7 @@ def render(
         threads = 1  # a recurrent model's state depends on everything before: one pass
     bounds = np.linspace(0, n, threads + 1).astype(int)
     # the native kernel is fastest on blocks that keep its working set in cache
-    native = device == "cpu" and backend != "torch" and kernels.available()
+    native = device == "cpu" and backend != "torch" and kernels.unsupported(model) is None
     block = min(chunk, 2048) if native else chunk
 
     def run(part: int) -> None:

@@ -74,11 +74,6 @@ def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
     return np.concatenate(out)
 
 
-def test_native_kernels_build_on_this_machine():
-    # CI machines have a C compiler; a silent fallback to PyTorch would hide a broken kernel
-    assert kernels.available(), "the native kernels did not build; see the warning above"
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["wavenet", "wavenet_relu", "lstm"])
 @pytest.mark.parametrize(
@@ -142,19 +137,6 @@ def test_blocks_must_be_one_dimensional():
         Streamer(models()["lstm"]).process(np.zeros((2, 10), np.float32))
 
 
-@pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
-def test_native_kernel_refuses_a_layout_it_cannot_run():
-    from ampnet.formats.nam_weights import wavenet_kernel_config, wavenet_weights
-
-    model = models()["wavenet"]
-    lib = kernels.library()
-    config, weights = wavenet_kernel_config(model), wavenet_weights(model)[:-5]
-    handle = lib.wavenet_create(
-        kernels._ptr(config, kernels._int_p), len(config), kernels._ptr(weights), len(weights), 64
-    )
-    assert not handle
-
-
 @pytest.mark.parametrize("name", ["wavenet", "lstm"])
 @pytest.mark.parametrize("chunk", [997, 4096, 65536])
 def test_render_in_chunks_equals_the_whole_file(name, chunk):
@@ -170,34 +152,6 @@ def test_render_on_several_threads_is_identical():
     x = signal(60000)
     one = render(model, x, chunk=1000, threads=1)
     np.testing.assert_array_equal(render(model, x, chunk=1000, threads=3), one)
-
-
-PORTABLE_CHECK = """
-import numpy as np, torch
-from ampnet import kernels
-from ampnet.stream import Streamer
-from tests.test_stream import models, offline, signal, stream
-assert kernels.available()
-for name, model in models().items():
-    x = signal(5000)
-    y = stream(Streamer(model, max_block=256, backend="native"), x, [1, 63, 64, 700])
-    err = float(np.abs(y - offline(model, x)).max())
-    assert err < 1e-5, (name, err)
-print("ok")
-"""
-
-
-@pytest.mark.skipif(
-    platform.machine() != "x86_64", reason="instruction-set variants are x86-64 names"
-)
-@pytest.mark.parametrize("march", ["x86-64", "x86-64-v3"])
-def test_kernels_are_exact_on_older_instruction_sets(march, tmp_path):
-    # SSE2-only and AVX2 machines get narrower vectors and other reciprocal estimates
-    env = dict(os.environ, AMPNET_MARCH=march, AMPNET_CACHE=str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-c", PORTABLE_CHECK], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 
 
 def test_streamer_from_checkpoint_and_from_nam_file(tmp_path):

@@ -1,7 +1,7 @@
 """NAM's flat weight order for ampnet's models (see ../shared/reference/nam.md, section 1).
 
-The same flat vectors feed the ``.nam`` writer and the native streaming kernels, so
-a model runs from one weight layout everywhere.
+The same flat vectors feed the ``.nam`` writer and the native streaming kernels
+(:mod:`ampnet.kernels`), so a model runs from one weight layout everywhere.
 """
 
 from __future__ import annotations
@@ -10,19 +10,6 @@ import numpy as np
 import torch
 
 from ampnet.models import LSTM, WaveNet
-
-# Must match the ACT_* constants in ampnet/kernels/amp.c.
-ACTIVATION_IDS = {
-    "Tanh": 0,
-    "ReLU": 1,
-    "LeakyReLU": 2,
-    "Sigmoid": 3,
-    "SiLU": 4,
-    "Hardtanh": 5,
-    "Softsign": 6,
-    "Hardswish": 7,
-}
-
 
 def _flat(*tensors: torch.Tensor | None) -> list[np.ndarray]:
     return [t.detach().cpu().float().reshape(-1).numpy() for t in tensors if t is not None]
@@ -39,16 +26,6 @@ def wavenet_weights(model: WaveNet) -> np.ndarray:
         parts += _flat(array.head_rechannel.weight, array.head_rechannel.bias)
     parts.append(np.array([model.head_scale], dtype=np.float32))
     return np.concatenate(parts).astype(np.float32)
-
-
-def wavenet_kernel_config(model: WaveNet) -> np.ndarray:
-    """The integer layout the native kernel reads (see ``wavenet_create`` in kernels/amp.c)."""
-    config = [len(model.layer_arrays)]
-    for a in model.layer_arrays:
-        config += [a.input_size, a.condition_size, a.head_size, a.channels, a.kernel_size]
-        config += [int(a.gated), int(a.head_bias), ACTIVATION_IDS[a.activation], len(a.dilations)]
-        config += list(a.dilations)
-    return np.array(config, dtype=np.int32)
 
 
 def lstm_weights(model: LSTM) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Native block kernels for WaveNet and LSTM inference, compiled on first use.
 
 ``amp.c`` is built with the machine's C compiler (``cc -O3 -march=native``) into a
-cache folder keyed by the source, the compiler flags and the CPU, and called through
-ctypes: one call per block, no allocation per block, the GIL released. Where no
-compiler is found :func:`library` returns None and callers use PyTorch instead.
+cache folder keyed by the source, the compiler and its version, the flags and the
+CPU, and called through ctypes: one call per block, no allocation per block, the
+GIL released. Whatever stops that (no compiler, a failed or hung build, a library
+that will not load, a cache folder someone else could write to) makes
+:func:`library` return None once, with one line on stderr saying why, and callers
+use PyTorch instead: correct, only slower.
 """
 
 from __future__ import annotations
@@ -12,21 +15,28 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import uuid
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ampnet.formats.nam_weights import lstm_weights, wavenet_kernel_config, wavenet_weights
+from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
 from ampnet.models import LSTM, WaveNet
 
 SOURCE = Path(__file__).with_name("amp.c")
+COMPILE_TIMEOUT = 180  # seconds; a compiler that hangs must not hang the player
+SLOWER = "streaming runs on PyTorch (correct, about 30x slower at small blocks)"
+
+
+class Unavailable(Exception):
+    """Why the native kernels cannot be used on this machine."""
 
 
 def flags() -> list[str]:
@@ -54,17 +64,31 @@ def cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _writable(folder: Path) -> Path:
-    """``folder``, created; or a per-user temporary folder when it cannot be written."""
+def private(path: Path) -> bool:
+    """True when ``path`` is a real file or folder (no link) owned by this user that
+    nobody else can write: only then may a library in it be loaded."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder
+        info = path.lstat()
     except OSError:
-        pass
-    fallback = Path(tempfile.gettempdir()) / f"ampnet-kernels-{os.getuid()}"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+        return False
+    return (
+        not stat.S_ISLNK(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _folder() -> Path:
+    """A folder for the compiled library that only this user can write: the cache folder,
+    else ``<tmp>/ampnet-kernels-<uid>``, else a fresh temporary folder."""
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"ampnet-kernels-{os.getuid()}"):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if private(folder) and os.access(folder, os.W_OK):
+            return folder
+    return Path(tempfile.mkdtemp(prefix="ampnet-kernels-"))  # 0700, new: compiled afresh
 
 
 def _cpu_identity() -> str:
@@ -77,54 +101,100 @@ def _cpu_identity() -> str:
         return platform.processor()
 
 
-def _compiler() -> str | None:
-    return (
-        os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    )
+def compiler() -> list[str] | None:
+    """The C compiler command (``$CC``, else cc, gcc or clang on the PATH), or None."""
+    if os.environ.get("CC"):
+        words = shlex.split(os.environ["CC"])
+        found = shutil.which(words[0]) if words else None
+        return [found, *words[1:]] if found else None
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
+
+
+def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"{what} took over {COMPILE_TIMEOUT} s") from None
+    except OSError as err:
+        raise Unavailable(f"{what} failed to start ({err})") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()[:300]
+        raise Unavailable(f"{what} failed ({detail})")
+    return result
+
+
+def library_path(cc: list[str]) -> Path:
+    """Where the library for this source, compiler (and version), flags and CPU lives."""
+    version = _run([*cc, "--version"], f"{cc[0]} --version").stdout.strip().splitlines()
+    identity = [*cc, version[0] if version else "", *flags(), platform.machine(), _cpu_identity()]
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(identity).encode()).hexdigest()[:16]
+    return _folder() / f"amp-{key}.so"
+
+
+def _compile(cc: list[str], path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.so")
+    try:
+        _run([*cc, *flags(), "-o", str(tmp), str(SOURCE), "-lm"], "compiling the kernels")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    if not private(path):
+        raise Unavailable(f"{path} is not owned by this user alone; not loading it")
+    try:
+        lib = ctypes.CDLL(str(path))
+        lib.activation_id.restype = ctypes.c_int
+        lib.activation_id.argtypes = [ctypes.c_char_p]
+        lib.wavenet_create.restype = ctypes.c_void_p
+        lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long, ctypes.c_int]
+        lib.lstm_create.restype = ctypes.c_void_p
+        lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
+        for name in ("wavenet", "lstm"):
+            getattr(lib, f"{name}_process").argtypes = [
+                _addr,
+                _addr,
+                ctypes.c_int,
+                _addr,
+                ctypes.c_int,
+            ]
+            getattr(lib, f"{name}_reset").argtypes = [ctypes.c_void_p]
+            getattr(lib, f"{name}_destroy").argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError) as err:
+        raise Unavailable(f"{path} does not load ({err})") from None
+    return lib
+
+
+def build() -> ctypes.CDLL:
+    """Compile (or find in the cache) and load the kernels; :class:`Unavailable` says why not."""
+    if sys.platform == "win32":
+        raise Unavailable("the native kernels are built for Linux and macOS only")
+    cc = compiler()
+    if cc is None:
+        raise Unavailable("no C compiler found (set CC, or install gcc or clang)")
+    path = library_path(cc)
+    if path.is_file():
+        try:
+            return _load(path)
+        except Unavailable:
+            path.unlink(missing_ok=True)  # a broken or foreign cached file: build it again
+    _compile(cc, path)
+    return _load(path)
 
 
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL | None:
-    """The loaded kernel library, compiling it if needed; None when it cannot be built."""
+    """The loaded kernel library, compiling it if needed; None (said once, on stderr) when
+    it cannot be had, or when ``AMPNET_NO_NATIVE`` is set."""
     if os.environ.get("AMPNET_NO_NATIVE"):
         return None
-    compiler = _compiler()
-    if compiler is None or sys.platform == "win32":
+    try:
+        return build()
+    except Unavailable as why:
+        print(f"ampnet: native kernels unavailable: {why}; {SLOWER}", file=sys.stderr, flush=True)
         return None
-    key = hashlib.sha256(
-        SOURCE.read_bytes()
-        + " ".join([compiler, *flags(), platform.machine(), _cpu_identity()]).encode()
-    ).hexdigest()[:16]
-    path = _writable(cache_dir()) / f"amp-{key}.so"
-    if not path.is_file():
-        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.so")
-        result = subprocess.run(
-            [compiler, *flags(), "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            detail = result.stderr.strip()[:300]
-            warnings.warn(
-                f"ampnet: native kernels not built, using PyTorch ({detail})", stacklevel=2
-            )
-            return None
-        os.replace(tmp, path)
-    lib = ctypes.CDLL(str(path))
-    lib.wavenet_create.restype = ctypes.c_void_p
-    lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long, ctypes.c_int]
-    lib.lstm_create.restype = ctypes.c_void_p
-    lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
-    for name in ("wavenet", "lstm"):
-        getattr(lib, f"{name}_process").argtypes = [
-            ctypes.c_void_p,
-            _addr,
-            ctypes.c_int,
-            _addr,
-            ctypes.c_int,
-        ]
-        getattr(lib, f"{name}_reset").argtypes = [ctypes.c_void_p]
-        getattr(lib, f"{name}_destroy").argtypes = [ctypes.c_void_p]
-    return lib
 
 
 def available() -> bool:
@@ -133,6 +203,38 @@ def available() -> bool:
 
 def _ptr(array: np.ndarray, kind=_float_p):
     return array.ctypes.data_as(kind)
+
+
+def activation_ids(lib: ctypes.CDLL, names) -> list[int]:
+    """The kernel's number for each activation name (-1 where it has none)."""
+    return [lib.activation_id(str(name).encode()) for name in names]
+
+
+def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
+    """The integer layout the native kernel reads (see ``wavenet_create`` in amp.c)."""
+    config = [len(model.layer_arrays)]
+    for a in model.layer_arrays:
+        (act,) = activation_ids(lib, [a.activation])
+        config += [a.input_size, a.condition_size, a.head_size, a.channels, a.kernel_size]
+        config += [int(a.gated), int(a.head_bias), act, len(a.dilations)]
+        config += list(a.dilations)
+    return np.array(config, dtype=np.int32)
+
+
+def unsupported(model) -> str | None:
+    """Why the native kernel cannot run ``model`` (None when it can)."""
+    lib = library()
+    if lib is None:
+        return "the native kernels are unavailable"
+    if isinstance(model, WaveNet):
+        names = [a.activation for a in model.layer_arrays]
+        missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
+        if missing:
+            return f"the native kernel has no {missing[0]} activation"
+        return None
+    if isinstance(model, LSTM):
+        return None
+    return f"there is no native kernel for a {type(model).__name__}"
 
 
 class NativeModel:
@@ -144,13 +246,13 @@ class NativeModel:
     """
 
     def __init__(self, model: WaveNet | LSTM, max_block: int = 4096):
-        lib = library()
-        if lib is None:
-            raise RuntimeError("native kernels are not available on this machine")
-        self._lib = lib
+        why = unsupported(model)
+        if why is not None:
+            raise RuntimeError(f"cannot run this {type(model).__name__} natively: {why}")
+        lib = self._lib = library()
         if isinstance(model, WaveNet):
             self._kind = "wavenet"
-            config = wavenet_kernel_config(model)
+            config = wavenet_kernel_config(model, lib)
             weights = wavenet_weights(model)
             self._handle = lib.wavenet_create(
                 _ptr(config, _int_p), len(config), _ptr(weights), len(weights), max_block
@@ -166,8 +268,6 @@ class NativeModel:
                 _ptr(weights),
                 len(weights),
             )
-        else:
-            raise TypeError(f"no native kernel for {type(model).__name__}")
         if not self._handle:
             raise ValueError(f"the native kernel refused this {type(model).__name__}'s layout")
         self.channels = model.input_channels

@@ -45,14 +45,21 @@ INLINE vec vload(const float *p) {
 INLINE void vstore(float *p, vec v) { memcpy(p, &v, sizeof v); }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-#define ACT_TANH 0
-#define ACT_RELU 1
-#define ACT_LEAKY_RELU 2
-#define ACT_SIGMOID 3
-#define ACT_SILU 4
-#define ACT_HARDTANH 5
-#define ACT_SOFTSIGN 6
-#define ACT_HARDSWISH 7
+/* The activations the kernel implements. Python asks activation_id() for the number of
+ * a NAM activation name, so this table is the only list of them. */
+enum { ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_SILU, ACT_HARDTANH, ACT_SOFTSIGN, ACT_HARDSWISH, N_ACT };
+static const char *const ACTIVATION_NAMES[N_ACT] = {
+    [ACT_TANH] = "Tanh",         [ACT_RELU] = "ReLU",         [ACT_LEAKY_RELU] = "LeakyReLU",
+    [ACT_SIGMOID] = "Sigmoid",   [ACT_SILU] = "SiLU",         [ACT_HARDTANH] = "Hardtanh",
+    [ACT_SOFTSIGN] = "Softsign", [ACT_HARDSWISH] = "Hardswish",
+};
+
+/* The id of an activation by its NAM name, or -1 when the kernel does not implement it. */
+int activation_id(const char *name) {
+    for (int i = 0; i < N_ACT; i++)
+        if (strcmp(name, ACTIVATION_NAMES[i]) == 0) return i;
+    return -1;
+}
 
 typedef int32_t ivec __attribute__((vector_size(TILE * sizeof(int32_t))));
 
@@ -300,7 +307,7 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
         A->n_layers = config[c++];
         int ch = A->channels, k = A->kernel, cond = A->cond_size, mid = A->gated ? 2 * ch : ch;
         if (ch < 1 || k < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
-            c + A->n_layers > config_len)
+            A->act < 0 || A->act >= N_ACT || c + A->n_layers > config_len)
             goto fail;
         if (a == 0 ? A->input_size > cond : A->input_size != m->arrays[a - 1].channels) goto fail;
         if (a > 0 && ch != m->arrays[a - 1].head_size) goto fail;

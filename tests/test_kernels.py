@@ -1,0 +1,253 @@
+"""The native kernels: exact against PyTorch for every activation and instruction set, and
+failing safe (PyTorch fallback, said once) when they cannot be built or trusted."""
+
+from __future__ import annotations
+
+import os
+import platform
+import stat
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+
+from ampnet import kernels
+from ampnet.formats.nam_weights import wavenet_weights
+from ampnet.models import WaveNet
+from ampnet.models.wavenet import ACTIVATIONS
+from ampnet.stream import Streamer
+
+from .conftest import REPO
+from .test_stream import MIXED, models, offline, signal, stream
+
+needs_kernels = pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
+
+
+def test_native_kernels_build_where_there_is_a_compiler():
+    # a machine with a compiler must get the kernels: a silent fallback would hide a broken one
+    if kernels.compiler() is None or os.environ.get("AMPNET_NO_NATIVE"):
+        pytest.skip("no C compiler here (or AMPNET_NO_NATIVE): the fallback tests below cover it")
+    assert kernels.available(), "the native kernels did not build; see the line on stderr"
+
+
+@needs_kernels
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_streams_like_pytorch(activation):
+    torch.manual_seed(0)
+    layers = [{**MIXED[0], "activation": activation}, {**MIXED[1], "activation": activation}]
+    model = WaveNet(layers).eval()
+    reach = []  # the largest pre-activation: past every kink (Hardtanh 1, Hardswish 3)
+    hooks = [
+        layer.conv.register_forward_hook(lambda m, i, out: reach.append(out.abs().max().item()))
+        for array in model.layer_arrays
+        for layer in array.layers
+    ]
+    x = 4 * signal(6000)
+    reference = offline(model, x)
+    for hook in hooks:
+        hook.remove()
+    assert max(reach) > 3.4
+    streamer = Streamer(model, max_block=256, backend="native")
+    assert streamer.backend == "native"
+    y = stream(streamer, x, [1, 63, 64, 700])
+    np.testing.assert_allclose(y, reference, rtol=0, atol=1e-6)
+
+
+@needs_kernels
+def test_the_kernel_names_exactly_the_activations_the_models_have():
+    lib = kernels.library()
+    ids = kernels.activation_ids(lib, sorted(ACTIVATIONS))
+    assert sorted(ids) == list(range(len(ACTIVATIONS)))  # each one, once, no gaps
+    assert kernels.activation_ids(lib, ["Tanhh"]) == [-1]
+
+
+@needs_kernels
+def test_native_kernel_refuses_a_layout_it_cannot_run():
+    model = models()["wavenet"]
+    lib = kernels.library()
+    config, weights = kernels.wavenet_kernel_config(model, lib), wavenet_weights(model)
+    args = (kernels._ptr(weights), len(weights), 64)
+    assert lib.wavenet_create(kernels._ptr(config, kernels._int_p), len(config), *args)
+    short = wavenet_weights(model)[:-5]
+    assert not lib.wavenet_create(
+        kernels._ptr(config, kernels._int_p), len(config), kernels._ptr(short), len(short), 64
+    )
+    config[8] = 99  # the first array's activation id: one the kernel does not have
+    assert not lib.wavenet_create(kernels._ptr(config, kernels._int_p), len(config), *args)
+
+
+PORTABLE_CHECK = """
+import numpy as np, torch
+from ampnet import kernels
+from ampnet.stream import Streamer
+from tests.test_stream import models, offline, signal, stream
+assert kernels.available()
+for name, model in models().items():
+    x = signal(5000)
+    y = stream(Streamer(model, max_block=256, backend="native"), x, [1, 63, 64, 700])
+    err = float(np.abs(y - offline(model, x)).max())
+    assert err < 1e-5, (name, err)
+print("ok")
+"""
+
+
+@needs_kernels
+@pytest.mark.skipif(
+    platform.machine() != "x86_64", reason="instruction-set variants are x86-64 names"
+)
+@pytest.mark.parametrize("march", ["x86-64", "x86-64-v3"])
+def test_kernels_are_exact_on_older_instruction_sets(march, tmp_path):
+    # SSE2-only and AVX2 machines get narrower vectors and other reciprocal estimates
+    env = dict(os.environ, AMPNET_MARCH=march, AMPNET_CACHE=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", PORTABLE_CHECK], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+NO_COMPILER_CHECK = """
+import numpy as np
+from ampnet import kernels
+from ampnet.stream import Streamer, render
+from tests.test_stream import models, offline, signal, stream
+assert not kernels.available()
+for name, model in models().items():
+    x = signal(3000)
+    streamer = Streamer(model, max_block=128)
+    assert streamer.backend == "torch", streamer.backend
+    y = stream(streamer, x, [1, 63, 64, 700])
+    assert float(np.abs(y - offline(model, x)).max()) < 1e-5, name
+    assert float(np.abs(render(model, x, threads=2) - offline(model, x)).max()) < 1e-5, name
+print("ok")
+"""
+
+
+def run_check(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_without_a_compiler_streaming_falls_back_to_pytorch_and_says_so_once(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()  # a PATH with no compiler on it, and no cached library to find
+    result = run_check(
+        NO_COMPILER_CHECK, PATH=str(empty), CC="", AMPNET_CACHE=str(tmp_path / "cache")
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("ampnet:")]
+    assert len(notes) == 1, result.stderr
+    assert "no C compiler found" in notes[0] and "PyTorch" in notes[0]
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.so"))
+
+
+def test_a_missing_cc_is_the_same_as_no_compiler(tmp_path):
+    result = run_check(
+        NO_COMPILER_CHECK,
+        PATH=str(tmp_path),
+        CC=str(tmp_path / "no-such-cc"),
+        AMPNET_CACHE=str(tmp_path / "cache"),
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+    assert result.stderr.count("native kernels unavailable") == 1
+
+
+def fake_compiler(tmp_path, body: str):
+    script = tmp_path / "fakecc"
+    script.write_text(
+        f"#!/bin/sh\ncase \"$1\" in --version) echo 'fakecc 1.0';; *) {body};; esac\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def fresh_library(monkeypatch, tmp_path):
+    """library() computed afresh inside the test, and again afterwards for the other tests."""
+    monkeypatch.setenv("AMPNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("AMPNET_NO_NATIVE", raising=False)
+    kernels.library.cache_clear()
+    yield
+    kernels.library.cache_clear()
+
+
+def test_a_compiler_that_hangs_is_stopped_and_falls_back(
+    tmp_path, monkeypatch, capsys, fresh_library
+):
+    monkeypatch.setenv("CC", str(fake_compiler(tmp_path, "sleep 30")))
+    monkeypatch.setattr(kernels, "COMPILE_TIMEOUT", 1)
+    assert kernels.library() is None
+    assert kernels.library() is None  # asked twice, said once
+    err = capsys.readouterr().err
+    assert err.count("native kernels unavailable") == 1 and "took over 1 s" in err
+
+
+def test_a_failing_compiler_falls_back_with_its_message(
+    tmp_path, monkeypatch, capsys, fresh_library
+):
+    monkeypatch.setenv(
+        "CC", str(fake_compiler(tmp_path, "echo 'amp.c: internal error' >&2; exit 1"))
+    )
+    assert kernels.library() is None
+    assert "internal error" in capsys.readouterr().err
+
+
+@needs_kernels
+def test_a_broken_cached_library_is_built_again(tmp_path, monkeypatch, fresh_library):
+    monkeypatch.delenv("CC", raising=False)
+    path = kernels.library_path(kernels.compiler())
+    path.write_bytes(b"not a shared library")
+    path.chmod(0o600)
+    assert kernels.library() is not None
+    assert path.read_bytes()[:4] == b"\x7fELF" or path.stat().st_size > 1000
+
+
+def test_a_library_that_will_not_load_falls_back(tmp_path, monkeypatch, capsys, fresh_library):
+    if kernels.compiler() is None:
+        pytest.skip("needs a compiler to get as far as loading")
+
+    def refuse(*args, **kwargs):
+        raise OSError("wrong ELF class")
+
+    monkeypatch.setattr(kernels.ctypes, "CDLL", refuse)
+    assert kernels.library() is None
+    assert "does not load (wrong ELF class)" in capsys.readouterr().err
+
+
+def test_a_folder_others_can_write_is_not_trusted(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert not kernels.private(shared)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "mine")
+    (tmp_path / "mine").mkdir(mode=0o700)
+    assert kernels.private(tmp_path / "mine") and not kernels.private(link)
+
+
+def test_an_untrusted_cache_folder_is_passed_over(tmp_path, monkeypatch, fresh_library):
+    shared = tmp_path / "cache" / "kernels"
+    shared.mkdir(parents=True)
+    shared.chmod(0o777)  # anyone could plant a library here
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    folder = kernels._folder()
+    assert folder == tmp_path / "tmp" / f"ampnet-kernels-{os.getuid()}"
+    assert kernels.private(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
+
+
+def test_the_cache_key_follows_the_compiler_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMPNET_CACHE", str(tmp_path))
+    one = kernels.library_path([str(fake_compiler(tmp_path, "exit 0"))])
+    (tmp_path / "fakecc").write_text("#!/bin/sh\necho 'fakecc 2.0'\n")
+    two = kernels.library_path([str(tmp_path / "fakecc")])
+    assert one != two and one.parent == two.parent
