@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
@@ -15,8 +11,6 @@ import torch
 from ampnet import kernels
 from ampnet.models import LSTM, WaveNet
 from ampnet.stream import Streamer, render
-
-from .conftest import REPO
 
 MIXED = [
     {

@@ -11,6 +11,7 @@ import torch
 
 from ampnet.models import LSTM, WaveNet
 
+
 def _flat(*tensors: torch.Tensor | None) -> list[np.ndarray]:
     return [t.detach().cpu().float().reshape(-1).numpy() for t in tensors if t is not None]
 
