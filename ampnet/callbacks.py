@@ -6,6 +6,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ampnet.report.figures import comparison_figure
 from ampnet.report.metrics import compare_signals
@@ -21,8 +22,6 @@ def loudest_window(target: np.ndarray, length: int) -> int:
 
 def figure_pixels(figure) -> np.ndarray:
     """A figure rendered to an (height, width, 3) uint8 image."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -42,7 +41,7 @@ class AudioExamples(L.Callback):
         epoch = trainer.current_epoch
         if (epoch + 1) % self.every_n_epochs and epoch + 1 != trainer.max_epochs:
             return
-        rate = int(pl_module.hparams.get("sample_rate") or 48000)
+        rate = int(pl_module.hparams["sample_rate"])  # train() always stores it
         _, target, prediction = (t.numpy() for t in pl_module.examples["val"])
         length = int(self.seconds * rate)
         start = loudest_window(target, length)

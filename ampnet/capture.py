@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ampnet.atomic import atomic_output
-from ampnet.data.audio import write_audio
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE, write_audio
 from ampnet.data.reamp import reamp_signal
 from ampnet.errors import AmpnetError, exit_on_user_error
 
@@ -25,7 +25,10 @@ def main(argv=None) -> None:
         "-o", "--output", required=True, help="where to write the reamp file (.wav)"
     )
     parser.add_argument(
-        "--sr", type=int, default=48000, help="sample rate: your session's (default 48000)"
+        "--sr",
+        type=int,
+        default=DEFAULT_SAMPLE_RATE,
+        help=f"sample rate: your session's (default {DEFAULT_SAMPLE_RATE})",
     )
     parser.add_argument("--minutes", type=float, default=3.0, help="length in minutes (default 3)")
     parser.add_argument(

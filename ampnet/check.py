@@ -10,15 +10,14 @@ from __future__ import annotations
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
 
 from ampnet.errors import exit_on_user_error
 
 
 def check(cfg: DictConfig) -> list:
     """Set the data module up (which checks and aligns every pair) and print what it found."""
-    from rich.console import Console
-    from rich.table import Table
-
     model = instantiate(cfg.model)
     datamodule = instantiate(cfg.data, history=model.receptive_field - 1 + model.burn_in)
     datamodule.setup("fit")

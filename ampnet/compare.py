@@ -12,12 +12,17 @@ import argparse
 import json
 import sys
 
+import matplotlib
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from ampnet.data.align import apply_alignment, estimate_lag
 from ampnet.data.audio import read_audio, resample
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.report import write_report
+from ampnet.report.figures import comparison_figure
+from ampnet.report.html import LABELS
 
 
 def load_pair(
@@ -50,11 +55,6 @@ def load_pair(
 
 
 def print_table(metrics: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ampnet.report.html import LABELS
-
     table = Table(title="prediction vs target", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -109,10 +109,7 @@ def main(argv=None) -> None:
     else:
         print_table(result)
     if args.plot:
-        import matplotlib
-        import matplotlib.pyplot as plt
-
-        from ampnet.report.figures import comparison_figure
+        import matplotlib.pyplot as plt  # here alone: pyplot picks a display backend
 
         if matplotlib.get_backend().lower() == "agg":
             say("ampnet: warning: no display to show the figure on; use -o comparison.png")

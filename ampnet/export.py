@@ -4,35 +4,101 @@ Writes, into ``<run dir>/export/`` by default, every format that fits the model:
 ``.nam`` (NAM plugin), ``.aidax.json`` (AIDA-X / Proteus / NeuralPi SimpleRNN, LSTMs),
 ``.onnx`` and ``.ts.pt`` (a streaming step for hosts that embed a runtime), and a
 ``model_card.json``. Each file is read back and run after it is written; the card
-records the largest difference from ampnet's own output. A knob-aware model has no
-``.nam`` form (NAM plays no knob models): it is skipped, and asking for it is an error.
+records the largest difference from ampnet's own output. Which models a format can
+hold is the format module's business (``unfit_reason`` in ``ampnet/formats``): a format
+that does not fit is skipped with its reason, and asking for it is an error.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from importlib.resources import files as package_files
 from pathlib import Path
 
 import hydra
 import numpy as np
+import soundfile as sf
+import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from ampnet import __version__
 from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE
+from ampnet.data.synth import phrase_chords, synth_di
 from ampnet.errors import AmpnetError, exit_on_user_error
-from ampnet.formats import fold_input_gain, load_model_file
-from ampnet.models import LSTM
+from ampnet.formats import aidax, load_model_file, nam, runtime
 from ampnet.runs import resolve_checkpoint
 from ampnet.stream import render
 
-FORMATS = ("nam", "aidax", "onnx", "torchscript")
-SUFFIX = {"nam": ".nam", "aidax": ".aidax.json", "onnx": ".onnx", "torchscript": ".ts.pt"}
 GEAR_TYPES = ("amp", "pedal", "pedal_amp", "amp_cab", "amp_pedal_cab", "preamp", "studio")
 TONE_TYPES = ("clean", "overdrive", "crunch", "hi_gain", "fuzz")
-TOLERANCE = {"nam": 1e-5, "aidax": 1e-5, "onnx": 1e-4, "torchscript": 1e-5}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1 if path.suffix != ".nam" else None))
+
+
+def _play(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """``model`` over ``x`` (channels, n) from silence: streamed for audio-only models,
+    offline for knob models (the check signal sweeps the knobs)."""
+    if x.shape[0] == 1:
+        return render(model, x[0])
+    with torch.no_grad():
+        return model(torch.from_numpy(x)[None], pad_start=True)[0, 0].numpy()
+
+
+def _blocks(x: np.ndarray) -> list[int]:
+    return [4096, 64, x.shape[1] - 4160]
+
+
+@dataclass(frozen=True)
+class Format:
+    """How to write one format, play the file back, and how close that must be."""
+
+    suffix: str
+    unfit: Callable[[nn.Module], str | None]
+    write: Callable[[nn.Module, Path, int, dict], dict | None]  # -> extra card entries
+    play: Callable[[Path, np.ndarray], np.ndarray]
+    tolerance: float
+
+
+FORMATS = {
+    "nam": Format(
+        ".nam",
+        nam.unfit_reason,
+        lambda model, path, rate, meta: _write_json(path, nam.to_nam(model, rate, meta)),
+        lambda path, x: _play(load_model_file(path).model, x),
+        1e-5,
+    ),
+    "aidax": Format(
+        ".aidax.json",
+        aidax.unfit_reason,
+        lambda model, path, rate, meta: _write_json(path, aidax.lstm_to_aidax(model, rate)),
+        lambda path, x: _play(load_model_file(path).model, x),
+        1e-5,
+    ),
+    "onnx": Format(
+        ".onnx",
+        lambda model: None,
+        lambda model, path, rate, meta: runtime.export_onnx(model, path),
+        lambda path, x: runtime.run_onnx(path, x, _blocks(x)),
+        1e-4,
+    ),
+    "torchscript": Format(
+        ".ts.pt",
+        lambda model: None,
+        lambda model, path, rate, meta: runtime.export_torchscript(model, path),
+        lambda path, x: runtime.run_torchscript(path, x, _blocks(x)),
+        1e-5,
+    ),
+}
 
 
 def fitting_formats(model) -> list[str]:
@@ -42,67 +108,64 @@ def fitting_formats(model) -> list[str]:
 
 def unfit_reason(fmt: str, model) -> str | None:
     """Why ``fmt`` cannot hold ``model`` (None when it can)."""
-    if fmt == "nam" and model.input_channels > 1:
-        return f"NAM plays no knob models and this one has knobs ({', '.join(model.params)})"
-    if fmt == "nam" and isinstance(model, LSTM) and model.input_skip:
-        return "NAM's LSTM has no input skip (train model=lstm_nam for a .nam)"
-    if fmt == "aidax" and not isinstance(model, LSTM):
-        return "AIDA-X / Proteus JSON holds LSTMs only"
-    return None
+    return FORMATS[fmt].unfit(model)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1 if path.suffix != ".nam" else None))
-
-
-def _check_signal(channels: int, seconds: float, rate: int) -> np.ndarray:
-    from ampnet.data.synth import synth_di
-
+def check_signal(channels: int, rate: int, seconds: float = 1.0) -> np.ndarray:
+    """(channels, n): a second of synthetic DI, then knobs sweeping 0 to 1 across it."""
     audio = synth_di(seconds=max(seconds, 3.0), seed=11, sr=rate)[-int(seconds * rate) :]
     knobs = np.linspace(0.0, 1.0, len(audio), dtype=np.float32)
     return np.stack([audio] + [knobs] * (channels - 1))
 
 
-def _write(fmt: str, model, path: Path, rate: int, metadata: dict) -> dict:
-    from ampnet.formats import aidax, nam, runtime
+def loudness_input() -> tuple[np.ndarray, str]:
+    """NAM's standard 1 s loudness input (from its package, when installed) or ampnet's own.
 
-    if fmt == "nam":
-        _write_json(path, nam.to_nam(model, rate, metadata))
-        return {}
-    if fmt == "aidax":
-        _write_json(path, aidax.lstm_to_aidax(model, rate))
-        return {}
-    if fmt == "onnx":
-        return runtime.export_onnx(model, path)
-    return runtime.export_torchscript(model, path)
-
-
-def _verify(fmt: str, path: Path, model, rate: int) -> float:
-    """Largest |difference| between the written file, run by its reader, and ampnet's model."""
-    from ampnet.formats import runtime
-
-    x = _check_signal(model.input_channels, 1.0, rate)
-    if model.input_channels == 1:
-        reference = render(model, x[0])
-    else:  # the knobs sweep 0 to 1 across the signal: run it offline
-        reference = _offline(model, x)
-    if fmt in ("nam", "aidax"):
-        loaded = load_model_file(path).model
-        y = render(loaded, x[0]) if model.input_channels == 1 else _offline(loaded, x)
-    elif fmt == "onnx":
-        y = runtime.run_onnx(path, x, [4096, 64, x.shape[1] - 4160])
-    else:
-        y = runtime.run_torchscript(path, x, [4096, 64, x.shape[1] - 4160])
-    return float(np.max(np.abs(y - reference)))
+    NAM players normalise levels with the ``loudness`` it yields, so the same input
+    gives values comparable with NAM-trained captures; ampnet's stand-in is a strummed
+    chord at the same RMS (-15 dBFS), used only when NAM is not installed.
+    """
+    try:  # NAM is optional (the test and bench extras)
+        with package_files("nam").joinpath("models/_resources/loudness_input.wav").open("rb") as f:
+            audio, _ = sf.read(f, dtype="float32")
+        return audio, "nam"
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        rate = DEFAULT_SAMPLE_RATE
+        chord = phrase_chords(np.random.default_rng(7), rate)[:rate]
+        chord = chord * (10 ** (-14.97 / 20) / np.sqrt(np.mean(chord**2)))
+        return chord.astype(np.float32), "ampnet"
 
 
-def _offline(model, x: np.ndarray) -> np.ndarray:
-    """``model`` over ``x`` (channels, n) in one pass, from silence."""
-    import torch
+def loudness_and_gain(model) -> dict:
+    """NAM's ``loudness`` (dB RMS of the output for the loudness input) and ``gain``
+    (0..1: how much the output's level curve over input gains 0..1 bends like a compressor)."""
+    x, source = loudness_input()
 
-    with torch.no_grad():
-        return model(torch.from_numpy(x)[None], pad_start=True)[0, 0].numpy()
+    def rms(gain: float) -> float:
+        y = render(model, np.float32(gain) * x, threads=1)
+        return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+
+    levels = np.array([rms(g) for g in np.linspace(0.0, 1.0, 11)])
+    square = levels[-1] * len(levels)  # full compression: every gain as loud as the loudest
+    gain = (levels.sum() - 0.5 * square) / (0.5 * square) if square > 0 else 0.0
+    return {
+        "loudness": float(20 * np.log10(max(levels[-1], 1e-12))),
+        "gain": float(np.clip(gain, 0.0, 1.0)),
+        "loudness_input": source,
+    }
+
+
+def raw_input_model(model: nn.Module, input_gain_db: float) -> nn.Module:
+    """``model`` as it plays the raw DI: the training input gain folded into its weights."""
+    if not input_gain_db:
+        return model
+    try:
+        return model.fold_input_gain(10.0 ** (input_gain_db / 20.0))
+    except ValueError as err:
+        raise AmpnetError(
+            f"input_gain_db={input_gain_db} cannot be folded into this {type(model).__name__} "
+            f"({err}); retrain with data.input_gain_db=0"
+        ) from None
 
 
 def export(cfg: DictConfig) -> dict:
@@ -111,8 +174,8 @@ def export(cfg: DictConfig) -> dict:
     trained, hparams = load_model(ckpt)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     out = Path(cfg.out) if cfg.out else run_dir / "export"
-    rate = int(hparams.get("sample_rate") or 48000)
-    model = fold_input_gain(trained, hparams.get("input_gain_db", 0.0)).eval()
+    rate = int(hparams.get("sample_rate") or DEFAULT_SAMPLE_RATE)
+    model = raw_input_model(trained, hparams.get("input_gain_db", 0.0)).eval()
     fits = fitting_formats(model)
     formats = list(cfg.formats) if cfg.formats else fits
     for fmt in formats:
@@ -123,8 +186,10 @@ def export(cfg: DictConfig) -> dict:
                 f"formats: {fmt} cannot hold this {type(model).__name__}: "
                 f"{unfit_reason(fmt, model)}; it fits {fits}"
             )
-    if not cfg.formats and model.params:
-        print(f"ampnet: nam          skipped: {unfit_reason('nam', model)}")
+    if not cfg.formats:
+        for fmt in FORMATS:
+            if fmt not in fits:
+                print(f"ampnet: {fmt:12s} skipped: {unfit_reason(fmt, model)}")
     for key, allowed in (("gear_type", GEAR_TYPES), ("tone_type", TONE_TYPES)):
         if cfg.get(key) is not None and cfg[key] not in allowed:
             raise AmpnetError(f"{key}={cfg[key]}: choose one of {', '.join(allowed)}")
@@ -141,8 +206,6 @@ def export(cfg: DictConfig) -> dict:
     user.update({k: cfg.get(k) for k in ("input_level_dbu", "output_level_dbu")})
     metadata = {"name": name, **{k: v for k, v in user.items() if v is not None}}
     if "nam" in formats:
-        from ampnet.formats.nam import loudness_and_gain
-
         level = loudness_and_gain(model)
         metadata.update(loudness=level["loudness"], gain=level["gain"])
     metadata["training"] = {
@@ -154,12 +217,15 @@ def export(cfg: DictConfig) -> dict:
         },
     }
 
+    x = check_signal(model.input_channels, rate)
+    reference = _play(model, x)
     files = {}
     for fmt in formats:
-        path = out / f"{name}{SUFFIX[fmt]}"
-        extra = _write(fmt, model, path, rate, metadata)
-        diff = _verify(fmt, path, model, rate)
-        if not diff <= TOLERANCE[fmt]:
+        spec = FORMATS[fmt]
+        path = out / f"{name}{spec.suffix}"
+        extra = spec.write(model, path, rate, metadata) or {}
+        diff = float(np.max(np.abs(spec.play(path, x) - reference)))
+        if not diff <= spec.tolerance:
             path.unlink(missing_ok=True)
             raise AmpnetError(
                 f"{path}: read back, it differs from the model by {diff:.2e}; not exported"

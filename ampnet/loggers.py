@@ -7,7 +7,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger as _LightningCSVLogger
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter as _LightningCSVWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
@@ -22,9 +25,6 @@ def wandb_logged_in() -> bool:
 
 def sweep_name() -> str | None:
     """The multirun's folder name (its date and time) when running inside a Hydra sweep."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return Path(HydraConfig.get().sweep.dir).name
     return None
@@ -40,8 +40,6 @@ def wandb_logger(
 ):
     """Lightning's WandbLogger, offline unless the user is logged in or ``mode``/``WANDB_MODE`` says
     otherwise. Runs of one multirun share a group named after the sweep."""
-    from lightning.pytorch.loggers import WandbLogger
-
     mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")
     group = group or sweep_name()
     return WandbLogger(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ampnet.data.audio import read_audio, resample, write_audio
 from ampnet.errors import AmpnetError, exit_on_user_error
@@ -104,8 +105,6 @@ def _render_with_progress(loaded, x, params, device, chunk, threads, quiet) -> n
     )
     if quiet:
         return render(loaded.model, x, **kwargs)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     columns = (
         TextColumn("processing"),
         BarColumn(),

@@ -27,6 +27,7 @@ from torch import nn
 
 from ampnet import kernels
 from ampnet.errors import AmpnetError
+from ampnet.formats import load_model_file
 from ampnet.models import LSTM, WaveNet
 from ampnet.models.knobs import RANGE, SettingError, check_setting, silence
 
@@ -157,8 +158,6 @@ class Streamer:
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> Streamer:
         """A streamer for any model file ampnet reads: a training checkpoint or an export (.nam)."""
-        from ampnet.formats import load_model_file
-
         loaded = load_model_file(path)
         kwargs.setdefault("sample_rate", loaded.sample_rate)
         kwargs.setdefault("input_gain_db", loaded.input_gain_db)

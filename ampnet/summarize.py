@@ -14,6 +14,10 @@ import json
 import math
 from pathlib import Path
 
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
 from ampnet.atomic import atomic_output
 from ampnet.errors import AmpnetError, exit_on_user_error
 
@@ -72,8 +76,6 @@ def markdown(rows: list[dict]) -> str:
 
 
 def bar_chart(rows: list[dict], path: Path) -> None:
-    from matplotlib.figure import Figure
-
     labels = [f"{r.get('data_name')} / {r.get('model_name')}\n{r['run']}" for r in rows]
     fig = Figure(figsize=(10, 1.0 + 0.45 * len(rows)), layout="constrained")
     ax = fig.add_subplot()
@@ -114,9 +116,6 @@ def summarize(folder: str | Path, write: bool = True) -> list[dict]:
 
 
 def print_table(rows: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for name, _ in COLUMNS:
         table.add_column(name, justify="left" if name in ("run", "data", "model") else "right")

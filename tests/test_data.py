@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ampnet.data import (
-    AudioDataModule,
-    RegionWindow,
-    TrainWindows,
-    read_audio,
-    split_regions,
-)
+from ampnet.data import RegionWindow, TrainWindows, read_audio, split_regions
+from ampnet.data.datamodule import AudioDataModule
 from ampnet.errors import AmpnetError
 
 

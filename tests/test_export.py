@@ -12,9 +12,10 @@ import soundfile as sf
 import torch
 
 from ampnet.data.synth import synth_di
+from ampnet.export import loudness_and_gain
 from ampnet.formats import load_model_file
 from ampnet.formats.aidax import lstm_from_aidax, lstm_to_aidax
-from ampnet.formats.nam import loudness_and_gain, model_from_nam, to_nam
+from ampnet.formats.nam import model_from_nam, to_nam
 from ampnet.formats.runtime import export_onnx, export_torchscript, run_onnx, run_torchscript
 from ampnet.models import LSTM, WaveNet
 from ampnet.stream import render

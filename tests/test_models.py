@@ -145,6 +145,21 @@ def test_config_rebuilds_the_same_network(model):
         torch.testing.assert_close(rebuilt.eval()(x, pad_start=True), model(x, pad_start=True))
 
 
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+def test_a_folded_input_gain_plays_the_raw_input_like_the_gain_did(model):
+    if getattr(model, "input_skip", False):
+        with pytest.raises(ValueError, match="input skip"):
+            model.fold_input_gain(2.0)
+        model = LSTM(hidden_size=8, input_skip=False).eval()
+    folded = model.fold_input_gain(10 ** (3 / 20))
+    x = torch.randn(1, 1, 300)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            folded(x, pad_start=True), model(x * 10 ** (3 / 20), pad_start=True), rtol=0, atol=1e-6
+        )
+        assert not torch.allclose(folded(x, pad_start=True), model(x, pad_start=True))
+
+
 def test_build_model_refuses_classes_outside_ampnet_models():
     with pytest.raises(ValueError, match="unknown model class"):
         build_model({"_target_": "os.system", "command": "echo pwned"})

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from ampnet.atomic import atomic_output
 from ampnet.errors import AmpnetError
 
+# The rate assumed where a model file or a run does not say (NAM's rule), and the default
+# rate of ampnet's own signals (the reamp file, the demo).
+DEFAULT_SAMPLE_RATE = 48000
 CHANNEL_CHOICES = "data.channel=0, data.channel=1 or data.channel=mean"
 
 
@@ -50,8 +54,6 @@ def read_audio(path: str | os.PathLike, channel: int | str | None = None) -> tup
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     """soxr's very-high-quality resampler (linear phase, delay compensated): ``(time,)`` float32."""
-    import soxr
-
     return soxr.resample(audio, rate, target, quality="VHQ").astype(np.float32)
 
 

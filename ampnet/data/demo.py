@@ -16,17 +16,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pedalboard as pb
 
-from ampnet.data.audio import write_audio
-from ampnet.data.synth import SAMPLE_RATE, synth_di
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE, write_audio
+from ampnet.data.datamodule import AudioDataModule
+from ampnet.data.synth import synth_di
 
 DEMO_VERSION = 1  # bump when the synthesis changes, so caches re-render
 
 
-def render_rig(di: np.ndarray, rig: Mapping, sr: int = SAMPLE_RATE) -> np.ndarray:
+def render_rig(di: np.ndarray, rig: Mapping, sr: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Run the DI through the pedalboard rig described by ``rig`` (see conf/data/demo.yaml)."""
-    import pedalboard as pb
-
     board = pb.Pedalboard(
         [
             pb.Gain(gain_db=rig["input_gain_db"]),
@@ -61,8 +61,8 @@ def ensure_demo(
     input_path, output_path = folder / "input.wav", folder / "output.wav"
     if not (input_path.is_file() and output_path.is_file()):
         di = synth_di(seconds, seed)
-        write_audio(input_path, di, SAMPLE_RATE)
-        write_audio(output_path, render_rig(di, settings["rig"]), SAMPLE_RATE)
+        write_audio(input_path, di, DEFAULT_SAMPLE_RATE)
+        write_audio(output_path, render_rig(di, settings["rig"]), DEFAULT_SAMPLE_RATE)
         (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     return input_path, output_path
 
@@ -75,8 +75,6 @@ def _plain(value):
 
 def demo_datamodule(cache_dir: str, seconds: float, seed: int, rig: Mapping, **kwargs):
     """The :class:`~ampnet.data.datamodule.AudioDataModule` over the demo pair, rendered on first use."""
-    from ampnet.data.datamodule import AudioDataModule
-
     input_path, output_path = ensure_demo(cache_dir, seconds, seed, rig)
     kwargs.update(input=str(input_path), output=str(output_path))
     return AudioDataModule(**kwargs)

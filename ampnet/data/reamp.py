@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.signal
 
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.data.synth import phrase_chords, phrase_chugs, phrase_line
 
 REAMP_VERSION = 1
@@ -47,7 +48,7 @@ def _phrases(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
 
 
 def reamp_signal(
-    sample_rate: int = 48000, minutes: float = 3.0, seed: int = 0
+    sample_rate: int = DEFAULT_SAMPLE_RATE, minutes: float = 3.0, seed: int = 0
 ) -> tuple[np.ndarray, dict]:
     """The reamp signal (float32, peaks at 0.5) and its layout, deterministic for version and seed."""
     sr = sample_rate

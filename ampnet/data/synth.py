@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.signal
 
-SAMPLE_RATE = 48000
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 
 # MIDI notes of the open strings (E2 A2 D3 G3 B3 E4) and a few chord shapes (frets per string, -1 = muted).
 OPEN_STRINGS = np.array([40, 45, 50, 55, 59, 64])
@@ -148,7 +148,7 @@ def phrase_chugs(rng: np.random.Generator, sr: int) -> np.ndarray:
     return out
 
 
-def synth_di(seconds: float = 90.0, seed: int = 0, sr: int = SAMPLE_RATE) -> np.ndarray:
+def synth_di(seconds: float = 90.0, seed: int = 0, sr: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """A deterministic reamp-style DI of ``seconds`` length, peaks near 0.5 like a hot DI."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from torch import nn
 
+from ampnet.checkpoints import load_model
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
+from ampnet.formats.aidax import lstm_from_aidax
+from ampnet.formats.nam import model_from_nam
 
 
 @dataclass
@@ -45,8 +49,6 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
         raise AmpnetError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".ckpt":
-        from ampnet.checkpoints import load_model
-
         model, hparams = load_model(path)
         return LoadedModel(
             model,
@@ -56,47 +58,18 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
             {"hparams": hparams},
         )
     if suffix == ".nam":
-        from ampnet.formats.nam import model_from_nam
-
         data = read_json(path)
         model = model_from_nam(data, str(path))
         return LoadedModel(
-            model.eval(), data.get("sample_rate", 48000), 0.0, str(path), data.get("metadata") or {}
+            model.eval(),
+            data.get("sample_rate", DEFAULT_SAMPLE_RATE),
+            0.0,
+            str(path),
+            data.get("metadata") or {},
         )
     if suffix == ".json":
-        from ampnet.formats.aidax import lstm_from_aidax
-
         model, rate = lstm_from_aidax(read_json(path), str(path))
         return LoadedModel(model, rate, 0.0, str(path), {})
     raise AmpnetError(
         f"{path}: unknown model file type {suffix!r}; ampnet reads .ckpt, .nam and .json"
     )
-
-
-def fold_input_gain(model: nn.Module, input_gain_db: float) -> nn.Module:
-    """A copy of ``model`` that expects the raw DI: the training input gain moved into the
-    weights that first touch the audio (exact: those paths are linear and have no bias)."""
-    import copy
-
-    import torch
-
-    from ampnet.models import LSTM, WaveNet
-
-    model = copy.deepcopy(model)
-    if not input_gain_db:
-        return model
-    gain = 10.0 ** (input_gain_db / 20.0)
-    with torch.no_grad():
-        if isinstance(model, WaveNet):
-            model.layer_arrays[0].rechannel.weight[:, 0] *= gain
-            for array in model.layer_arrays:
-                for layer in array.layers:
-                    layer.input_mixer.weight[:, 0] *= gain
-        elif isinstance(model, LSTM) and not model.input_skip:
-            model.lstm.weight_ih_l0[:, 0] *= gain
-        else:
-            raise AmpnetError(
-                f"input_gain_db={input_gain_db} cannot be folded into this {type(model).__name__} "
-                "(its input skip bypasses the weights); retrain with data.input_gain_db=0"
-            )
-    return model

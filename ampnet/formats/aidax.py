@@ -22,11 +22,15 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
 from ampnet.models import LSTM
 from ampnet.models.knobs import check_names
 
-DEFAULT_RATE = 48000
+
+def unfit_reason(model) -> str | None:
+    """Why a SimpleRNN JSON file cannot hold ``model`` (None when it can)."""
+    return None if isinstance(model, LSTM) else "AIDA-X / Proteus JSON holds LSTMs only"
 
 
 def lstm_to_aidax(model: LSTM, sample_rate: int | None) -> dict:
@@ -127,4 +131,4 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int]
     extra = set(sd) - {n.replace("lstm.", "rec.").replace("head.", "lin.") for n in state}
     if extra:
         raise AmpnetError(f"{where}: unexpected weights {sorted(extra)} for a {layers}-layer LSTM")
-    return model.eval(), int(md.get("sample_rate", DEFAULT_RATE))
+    return model.eval(), int(md.get("sample_rate", DEFAULT_SAMPLE_RATE))

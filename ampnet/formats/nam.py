@@ -109,6 +109,17 @@ def lstm_to_nam(model: LSTM, sample_rate: int | None, metadata: Mapping | None =
     return _envelope("LSTM", config, lstm_weights(model), sample_rate, metadata)
 
 
+def unfit_reason(model) -> str | None:
+    """Why a ``.nam`` file cannot hold ``model`` (None when it can)."""
+    if not isinstance(model, WaveNet | LSTM):
+        return f"NAM plays WaveNets and LSTMs, not a {type(model).__name__}"
+    if model.input_channels > 1:
+        return f"NAM plays no knob models and this one has knobs ({', '.join(model.params)})"
+    if isinstance(model, LSTM) and model.input_skip:
+        return "NAM's LSTM has no input skip (train model=lstm_nam for a .nam)"
+    return None
+
+
 def to_nam(model, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
     """The ``.nam`` dict of a WaveNet or an LSTM; one clear error for what NAM cannot play."""
     if isinstance(model, WaveNet):
@@ -266,47 +277,3 @@ def model_from_nam(data: Mapping, where: str = ".nam file"):
         return readers[architecture](data, where)
     except (KeyError, TypeError, ValueError) as err:
         raise AmpnetError(f"{where}: incomplete {architecture} config ({err})") from None
-
-
-def loudness_input() -> tuple[np.ndarray, str]:
-    """NAM's standard 1 s loudness input (from its package, when installed) or ampnet's own.
-
-    NAM players normalise levels with the ``loudness`` it yields, so the same input
-    gives values comparable with NAM-trained captures; ampnet's stand-in is a strummed
-    chord at the same RMS (-15 dBFS), used only when NAM is not installed.
-    """
-    try:
-        from importlib.resources import files
-
-        import soundfile as sf
-
-        with files("nam").joinpath("models/_resources/loudness_input.wav").open("rb") as f:
-            audio, _ = sf.read(f, dtype="float32")
-        return audio, "nam"
-    except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
-        from ampnet.data.synth import phrase_chords
-
-        chord = phrase_chords(np.random.default_rng(7), 48000)[:48000]
-        chord = chord * (10 ** (-14.97 / 20) / np.sqrt(np.mean(chord**2)))
-        return chord.astype(np.float32), "ampnet"
-
-
-def loudness_and_gain(model) -> dict:
-    """NAM's ``loudness`` (dB RMS of the output for the loudness input) and ``gain``
-    (0..1: how much the output's level curve over input gains 0..1 bends like a compressor)."""
-    from ampnet.stream import render
-
-    x, source = loudness_input()
-
-    def rms(gain: float) -> float:
-        y = render(model, np.float32(gain) * x, threads=1)
-        return float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-
-    levels = np.array([rms(g) for g in np.linspace(0.0, 1.0, 11)])
-    square = levels[-1] * len(levels)  # full compression: every gain as loud as the loudest
-    gain = (levels.sum() - 0.5 * square) / (0.5 * square) if square > 0 else 0.0
-    return {
-        "loudness": float(20 * np.log10(max(levels[-1], 1e-12))),
-        "gain": float(np.clip(gain, 0.0, 1.0)),
-        "loudness_input": source,
-    }

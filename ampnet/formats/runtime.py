@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import torch
 from torch import nn
 
@@ -117,8 +118,6 @@ def signature(step: StreamingStep) -> dict:
 
 def run_onnx(path: str | Path, audio: np.ndarray, blocks: list[int]) -> np.ndarray:
     """Stream ``audio`` (channels, n) through an exported ONNX step in the given block sizes."""
-    import onnxruntime
-
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     size = session.get_inputs()[1].shape[1]
     state = np.zeros((1, size), np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -62,6 +63,16 @@ class LSTM(nn.Module):
         if self.params:
             config["params"] = list(self.params)
         return config
+
+    def fold_input_gain(self, gain: float) -> LSTM:
+        """A copy that takes the raw audio where this one takes ``gain`` times it (the gain
+        moves into the input weights); ``ValueError`` with an input skip, which bypasses them."""
+        if self.input_skip:
+            raise ValueError("its input skip bypasses the weights")
+        model = copy.deepcopy(self)
+        with torch.no_grad():
+            model.lstm.weight_ih_l0[:, 0] *= gain
+        return model
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """``(h, c)``, each ``(layers, batch, hidden)``: where every run starts."""

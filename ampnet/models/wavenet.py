@@ -21,6 +21,7 @@ per-layer bias that follows the knob). Without knobs nothing changes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -246,6 +247,18 @@ class WaveNet(nn.Module):
         for i, array in enumerate(self.layer_arrays):
             y, head = array(y, c, head, None if state is None else state[i])
         return self.head_scale * head
+
+    def fold_input_gain(self, gain: float) -> WaveNet:
+        """A copy that takes the raw audio where this one takes ``gain`` times it: the gain
+        moves into the weights that first touch the audio (exact: the re-channel and the
+        input mixers are linear and have no bias)."""
+        model = copy.deepcopy(self)
+        with torch.no_grad():
+            model.layer_arrays[0].rechannel.weight[:, 0] *= gain
+            for array in model.layer_arrays:
+                for layer in array.layers:
+                    layer.input_mixer.weight[:, 0] *= gain
+        return model
 
     @torch.no_grad()
     def initial_state(self, batch: int = 1) -> list[list[torch.Tensor]]:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ampnet.atomic import atomic_output
+from ampnet.report.figures import comparison_figure
+from ampnet.report.html import report_html
 from ampnet.report.metrics import alignment_warnings, compare_signals
 
 
@@ -30,15 +32,11 @@ def write_report(
     metrics = compare_signals(target, prediction, sample_rate)
     warnings = alignment_warnings(metrics)
     if png or html:
-        from ampnet.report.figures import comparison_figure
-
         figure = comparison_figure(target, prediction, sample_rate, metrics, title)
         if png:
             with atomic_output(png) as tmp:
                 figure.savefig(tmp, format="png", dpi=90)
         if html:
-            from ampnet.report.html import report_html
-
             tracks = {"target": target, "prediction": prediction, "difference": target - prediction}
             if di is not None:
                 tracks = {"DI (input)": di, **tracks}

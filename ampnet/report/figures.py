@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.signal
+from matplotlib.figure import Figure
 
 FRAME = 1024  # samples per error-energy frame (21 ms at 48 kHz)
 
@@ -43,8 +44,6 @@ def comparison_figure(
     Drawn on ``fig`` (e.g. from pyplot, to show it) or on a new backend-free Figure.
     """
     if fig is None:
-        from matplotlib.figure import Figure
-
         fig = Figure()
     fig.set_size_inches(13, 14)
     fig.set_layout_engine("constrained")
