@@ -19,7 +19,7 @@ from ampnet.errors import exit_on_user_error
 def check(cfg: DictConfig) -> list:
     """Set the data module up (which checks and aligns every pair) and print what it found."""
     model = instantiate(cfg.model)
-    datamodule = instantiate(cfg.data, history=model.receptive_field - 1 + model.burn_in)
+    datamodule = instantiate(cfg.data, history=model.history)
     datamodule.setup("fit")
     table = Table(title=f"data={cfg.data.get('name', '')}: every check passed")
     for column in (

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import auraloss
 import numpy as np
@@ -102,6 +102,11 @@ class MultiResolutionSTFT(nn.Module):
             fft_sizes=list(fft_sizes), hop_sizes=list(hop_sizes), win_lengths=list(win_lengths)
         )
 
+    @property
+    def min_length(self) -> int:
+        """The shortest signal it can score: one frame of its largest FFT."""
+        return max(self.loss.fft_sizes)
+
     def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss(y_hat, y)
 
@@ -115,8 +120,10 @@ class AmpLoss(nn.Module):
     Terms: ``nmse`` (MSE over ``signal_power``, the training target's mean power, which
     training sets from the data), ``nmse_pre`` (the same on pre-emphasised signals, over
     ``pre_signal_power``), ``esr``, ``esr_pre`` (ESR of pre-emphasised signals),
-    ``mse``, ``dc``, ``mrstft`` and ``mrstft_pre``. ``forward`` returns the total and each
-    weighted-in term's unweighted value, so every term can be logged on its own.
+    ``mse``, ``dc``, ``mrstft`` and ``mrstft_pre``. ``target_power(transform)`` (the data
+    module's :meth:`~ampnet.data.datamodule.AudioDataModule.target_power`) supplies both
+    powers: the training target's, and after this loss's pre-emphasis. ``forward`` returns
+    the total and each weighted-in term's unweighted value, so every term can be logged.
     """
 
     def __init__(
@@ -126,6 +133,7 @@ class AmpLoss(nn.Module):
         sample_rate: float = 48000,
         signal_power: float | None = None,
         pre_signal_power: float | None = None,
+        target_power: Callable[[nn.Module | None], float] | None = None,
     ):
         super().__init__()
         unknown = set(weights) - set(TERMS)
@@ -134,6 +142,12 @@ class AmpLoss(nn.Module):
         self.weights = {k: float(v) for k, v in weights.items() if v}
         if not self.weights:
             raise ValueError("the loss needs at least one term with a non-zero weight")
+        self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
+        if target_power is not None:  # calibrate from the data: the powers its terms need
+            if "nmse" in self.weights and signal_power is None:
+                signal_power = target_power(None)
+            if "nmse_pre" in self.weights and pre_signal_power is None:
+                pre_signal_power = target_power(self.pre_emphasis)
         if "nmse" in self.weights and not (signal_power and signal_power > 0):
             raise ValueError(
                 "the nmse term needs signal_power > 0: the training target's mean power"
@@ -145,7 +159,6 @@ class AmpLoss(nn.Module):
             )
         self.signal_power = float(signal_power) if signal_power else None
         self.pre_signal_power = float(pre_signal_power) if pre_signal_power else None
-        self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
         if {"mrstft", "mrstft_pre"} & set(self.weights):
             self.mrstft = MultiResolutionSTFT()
 
@@ -154,8 +167,9 @@ class AmpLoss(nn.Module):
         """The shortest segment every term can be computed on (STFTs need a full frame)."""
         if not hasattr(self, "mrstft"):
             return 1
-        fft = max(self.mrstft.loss.fft_sizes)
-        return fft + (self.pre_emphasis.kernel.shape[-1] - 1 if "mrstft_pre" in self.weights else 0)
+        return self.mrstft.min_length + (
+            self.pre_emphasis.kernel.shape[-1] - 1 if "mrstft_pre" in self.weights else 0
+        )
 
     def term(self, name: str, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unweighted value of one term."""

@@ -124,6 +124,24 @@ def print_table(rows: list[dict], title: str) -> None:
     Console(width=160).print(table)
 
 
+def print_run(metrics: dict) -> None:
+    """The lines a finished training run ends with: its ESRs and where its files are."""
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.5f}"
+
+    run_dir = Path(metrics["run_dir"])
+    print(
+        f"\nampnet: trained {metrics['model_name']} on {metrics['data_name']} in "
+        f"{metrics['train_seconds']:.0f} s ({metrics['epochs']} epochs)\n"
+        f"  validation ESR {fmt(metrics['val_esr'])}   test ESR {fmt(metrics['test_esr'])}\n"
+        f"  model:   {metrics['best_checkpoint']}\n"
+        f"  metrics: {run_dir / 'metrics.json'}\n"
+        f"  report:  {run_dir / 'report.html'}",
+        flush=True,
+    )
+
+
 @exit_on_user_error
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(

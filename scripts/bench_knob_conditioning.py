@@ -151,7 +151,7 @@ def main() -> None:
             pairs=pairs,
             params=["drive"],
             split=OmegaConf.to_container(cfg.split),
-            history=model.receptive_field - 1,
+            history=model.history,
         )
         data.setup()
         seconds = train(model, data, args.steps, args.lr)

@@ -188,3 +188,11 @@ def test_missing_recordings_point_at_the_demo(tmp_path):
     )
     with pytest.raises(AmpnetError, match=r"recordings for data=mine not found.*in.wav.*data=demo"):
         dm.setup()
+
+
+def test_segment_length_shorter_than_the_loss_needs_is_refused(make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    dm = AudioDataModule(input=str(inp), output=str(out), segment_length=1024, history=10)
+    dm.require_segment_length(1024, "the loss's largest STFT")
+    with pytest.raises(AmpnetError, match=r"data.segment_length=1024 is shorter than the loss's"):
+        dm.require_segment_length(2048, "the loss's largest STFT")

@@ -131,3 +131,21 @@ def test_nmse_pre_scales_the_pre_emphasised_error_by_the_pre_emphasised_power():
 def test_amp_loss_rejects_unknown_terms():
     with pytest.raises(ValueError, match="unknown loss terms"):
         AmpLoss(weights={"esrr": 1.0})
+
+
+def test_amp_loss_calibrates_its_powers_from_the_data():
+    y = torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(2))
+    asked = []
+
+    def target_power(transform):
+        asked.append(transform)
+        z = y if transform is None else transform(y)
+        return float(z.pow(2).mean())
+
+    loss = AmpLoss(weights={"nmse": 1.0, "nmse_pre": 1.0}, target_power=target_power)
+    assert asked[0] is None and asked[1] is loss.pre_emphasis  # the loss's own pre-emphasis
+    assert loss.signal_power == pytest.approx(float(y.pow(2).mean()))
+    assert loss.pre_signal_power == pytest.approx(float(loss.pre_emphasis(y).pow(2).mean()))
+    asked.clear()
+    AmpLoss(weights={"esr": 1.0}, target_power=target_power)
+    assert asked == []  # terms that need no power do not ask for one

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError
 from ampnet.losses import esr
-from ampnet.train import resume_argv
+from ampnet.runs import resume_argv
 
 from .conftest import REPO, run_module
 from .test_train_cli import pair_args
@@ -42,7 +42,7 @@ def val_esr_offline(run_dir: Path) -> float:
     """Validation ESR of the run's best checkpoint, computed here in one process."""
     cfg = OmegaConf.load(run_dir / "config.yaml")
     model, _ = load_model(run_dir / "checkpoints" / "best.ckpt")
-    data = instantiate(cfg.data, history=model.receptive_field - 1 + model.burn_in)
+    data = instantiate(cfg.data, history=model.history)
     data.setup("fit")
     values = []
     with torch.no_grad():

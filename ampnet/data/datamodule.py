@@ -28,7 +28,7 @@ class AudioDataModule(L.LightningDataModule):
     the model then reads the audio plus one constant channel per knob. Every pair is
     split by time on its own, so each setting is in training and in validation.
     ``history`` (input samples before each target) comes from the model: its
-    ``receptive_field - 1`` plus any burn-in; :func:`ampnet.train.train` sets it.
+    ``history`` property (``receptive_field - 1`` plus any burn-in); training sets it.
     Levels stay as recorded; ``input_gain_db`` (stored with the model) scales the DI.
     """
 
@@ -40,8 +40,8 @@ class AudioDataModule(L.LightningDataModule):
         params: Sequence[str] | None = None,
         name: str = "data",
         split: Mapping | None = None,
-        segment_length: int = 8192,
-        batch_size: int = 16,
+        segment_length: int = 16384,
+        batch_size: int = 2,
         jitter: bool = True,
         num_workers: int = 0,
         channel: int | str | None = None,
@@ -180,6 +180,14 @@ class AudioDataModule(L.LightningDataModule):
                 f"but one training window needs the model's history ({self.history}) plus "
                 f"data.segment_length ({self.segment_length}) = {need} samples; use a longer "
                 "recording, a larger data.split.train, or a smaller data.segment_length"
+            )
+
+    def require_segment_length(self, minimum: int, why: str) -> None:
+        """Refuse a ``segment_length`` shorter than ``minimum`` samples, which ``why`` needs."""
+        if self.segment_length < minimum:
+            raise AmpnetError(
+                f"data.segment_length={self.segment_length} is shorter than {why} needs "
+                f"({minimum} samples); raise data.segment_length"
             )
 
     def target_power(self, transform=None) -> float:

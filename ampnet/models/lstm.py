@@ -47,6 +47,11 @@ class LSTM(nn.Module):
         self.register_buffer("c0", torch.zeros(num_layers, hidden_size))
 
     @property
+    def history(self) -> int:
+        """Input samples a training window needs before its first target sample."""
+        return self.receptive_field - 1 + self.burn_in
+
+    @property
     def input_channels(self) -> int:
         return self.input_size
 

@@ -210,6 +210,11 @@ class WaveNet(nn.Module):
         return 1 + sum(a.receptive_field - 1 for a in self.layer_arrays)
 
     @property
+    def history(self) -> int:
+        """Input samples a training window needs before its first target sample."""
+        return self.receptive_field - 1 + self.burn_in
+
+    @property
     def input_channels(self) -> int:
         """Channels the model reads: audio first, then any conditioning (knob) channels."""
         return self.layer_arrays[0].condition_size

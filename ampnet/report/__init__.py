@@ -47,3 +47,19 @@ def write_report(
         with atomic_output(json_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return {**metrics, "warnings": warnings}
+
+
+def write_run_report(run_dir: Path, examples: dict, sample_rate: int, title: str) -> dict:
+    """``report.png`` and ``report.html`` of a training run, on its test region (the
+    validation region if there is none); ``examples`` maps stage -> (di, target, prediction)."""
+    stage = "test" if "test" in examples else "val"
+    di, target, prediction = (t.numpy() for t in examples[stage])
+    return write_report(
+        target,
+        prediction,
+        sample_rate,
+        png=run_dir / "report.png",
+        html=run_dir / "report.html",
+        di=di,
+        title=f"{title}: {stage} region",
+    )

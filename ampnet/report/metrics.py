@@ -75,11 +75,11 @@ def compare_signals(target: np.ndarray, prediction: np.ndarray, sample_rate: int
     """Every metric of ``ampnet.compare`` for two equal-length mono signals, as one flat dict."""
     y = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))[None, None]
     y_hat = torch.from_numpy(np.ascontiguousarray(prediction, dtype=np.float32))[None, None]
-    pre = PreEmphasis(kind="hp", coef=0.85)
+    pre, stft = PreEmphasis(), MultiResolutionSTFT()  # the training losses' defaults
     with torch.no_grad():
         plain = float(esr(y_hat, y))
         emphasised = float(esr(pre(y_hat), pre(y)))
-        mrstft = float(MultiResolutionSTFT()(y_hat, y)) if y.shape[-1] >= 2048 else float("nan")
+        mrstft = float(stft(y_hat, y)) if y.shape[-1] >= stft.min_length else float("nan")
     alignment = estimate_lag(target, prediction, max_lag=int(0.05 * sample_rate))
     residual = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
     lufs_target = integrated_loudness(target, sample_rate)
