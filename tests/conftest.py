@@ -13,6 +13,8 @@ import scipy.signal
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+# The reference recordings beside the repository (CI has them; a fresh clone does not).
+SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 def synth_pair(seconds: float, sr: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

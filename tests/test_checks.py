@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ from ampnet.data.checks import check_pair
 from ampnet.data.reamp import BLIP_TIMES, blip_latency, is_reamp_signal, reamp_signal
 from ampnet.errors import AmpnetError
 
-from .conftest import REPO, run_module, synth_pair
+from .conftest import REPO, SHARED, run_module, synth_pair
 
-SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 RATE = 16000
 
 

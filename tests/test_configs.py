@@ -43,8 +43,8 @@ def pair_overrides(make_pair) -> list[str]:
 
 
 @pytest.mark.parametrize("name", options("model"))
-def test_model_config_instantiates_the_plain_module(name):
-    model = instantiate(OmegaConf.load(CONF / "model" / f"{name}.yaml"))
+def test_model_config_instantiates_the_plain_module(name, tmp_path):
+    model = instantiate(compose_train([f"model={name}"], tmp_path).model)
     assert isinstance(model, torch.nn.Module)
     assert "lightning" not in type(model).__module__
     x = torch.randn(1, 1, model.receptive_field + model.burn_in + 10)

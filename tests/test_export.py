@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +18,9 @@ from ampnet.formats.runtime import export_onnx, export_torchscript, run_onnx, ru
 from ampnet.models import LSTM, WaveNet
 from ampnet.stream import render
 
-from .conftest import REPO, run_module, write_checkpoint
+from .conftest import REPO, SHARED, run_module, write_checkpoint
 from .test_stream import MIXED
 
-SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 CAPTURES = SHARED / "captures"
 needs_shared = pytest.mark.skipif(
     not CAPTURES.is_dir(), reason=f"reference captures not found at {SHARED}"

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO, run_module
-
-SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+from ..conftest import SHARED, run_module
 
 pytestmark = pytest.mark.skipif(
     not (SHARED / "di.wav").is_file(),
