@@ -1,5 +1,5 @@
 # ampnet: `make demo` trains, evaluates and reports on the built-in demo capture;
-# `make test` runs the suite. Both create .venv/ first (see `install`).
+# `make test` runs the suite, `make test-fast` all but its slow tests. Both create .venv/ first (see `install`).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -25,6 +25,11 @@ demo: install
 test: install
 	@bash scripts/ensure_chromium.sh || echo "ampnet: no chromium: the HTML report rendering test will be skipped"
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (trainings, ampnet commands run in a subprocess as a
+# user runs them, the browser check, the acceptance suite). `make test` (CI) runs them all.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(PY) -m ruff check ampnet tests scripts

@@ -245,6 +245,7 @@ def test_note_rows(case, tmp_path):
     assert any(NOTES[case] in n for n in check.notes), check.notes
 
 
+@pytest.mark.slow
 def test_too_short_for_the_receptive_field_plus_validation(tmp_path):
     x, _ = synth_pair(0.5, RATE)
     inp, out = write(tmp_path, "in.wav", x), write(tmp_path, "out.wav", amp(x))
@@ -262,6 +263,7 @@ def test_readme_table_lists_every_case():
         assert message in readme, message
 
 
+@pytest.mark.slow
 def test_check_command_summarises_a_good_pair_and_fails_a_bad_one(tmp_path):
     inp, out, _ = good_pair(tmp_path, delay=96)
     result = run_module(
@@ -283,6 +285,7 @@ def test_check_command_summarises_a_good_pair_and_fails_a_bad_one(tmp_path):
     assert not list(tmp_path.glob("outputs")) and not list(Path(REPO).glob("check.log"))
 
 
+@pytest.mark.slow
 def test_capture_command_writes_the_signal_and_its_layout(tmp_path):
     result = run_module(
         "ampnet.capture", "-o", str(tmp_path / "reamp.wav"), "--minutes", "0.5", "--sr", "44100"

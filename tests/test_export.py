@@ -205,6 +205,7 @@ def test_onnx_and_torchscript_stream_like_ampnet(kind, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_export_command_writes_every_fitting_format_and_a_card(tmp_path):
     model = trained_like("wavenet")
     run = tmp_path / "outputs" / "wavenet" / "r1"
@@ -238,6 +239,7 @@ def test_export_command_writes_every_fitting_format_and_a_card(tmp_path):
         assert info["max_abs_diff"] <= 1e-4 and info["bytes"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -256,6 +258,7 @@ def test_export_refuses_clearly(args, expected, tmp_path):
     assert expected in line and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content, expected",
     [
@@ -287,6 +290,7 @@ def test_bad_model_files_are_one_clear_line(content, expected, tmp_path):
     assert "bad.nam" in line and expected in line, line
 
 
+@pytest.mark.slow
 def test_bad_aidax_files_are_one_clear_line(tmp_path):
     data = lstm_to_aidax(LSTM(hidden_size=4), 48000)
     data["state_dict"]["rec.weight_hh_l0"] = [[0.0] * 3] * 16

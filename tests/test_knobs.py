@@ -249,6 +249,7 @@ def test_knob_settings_are_checked():
 # --- process --param ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_process_param_renders_the_setting(tmp_path):
     model = knob_wavenet()
     ckpt = write_checkpoint(model, tmp_path / "run" / "checkpoints" / "best.ckpt", SR)
@@ -356,6 +357,7 @@ def test_nam_cannot_hold_a_knob_model():
         to_nam(model, 48000)
 
 
+@pytest.mark.slow
 def test_export_skips_nam_for_a_knob_model_and_refuses_it_when_asked(tmp_path):
     model = knob_wavenet()
     run = tmp_path / "outputs" / "wavenet" / "r1"

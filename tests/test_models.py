@@ -8,11 +8,10 @@ import sys
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from ampnet.models import LSTM, WaveNet, build_model
 
-from .conftest import REPO
+from .test_configs import compose_train
 
 SMALL = [
     {
@@ -95,8 +94,8 @@ def test_valid_output_length_and_pad_start():
     "name, params",
     [("wavenet", 13801), ("wavenet_lite", 6553), ("wavenet_feather", 3025), ("wavenet_nano", 841)],
 )
-def test_presets_match_nam_sizes(name, params):
-    model = instantiate(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
+def test_presets_match_nam_sizes(name, params, tmp_path):
+    model = instantiate(compose_train([f"model={name}"], tmp_path).model)
     assert sum(p.numel() for p in model.parameters()) == params
     assert model.receptive_field == 4093
 

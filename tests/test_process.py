@@ -33,6 +33,7 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["wavenet", "lstm"])
 def test_process_matches_the_model_on_the_whole_file(kind, tmp_path, wavenet):
     model = wavenet if kind == "wavenet" else LSTM(hidden_size=8).eval()
@@ -61,6 +62,7 @@ def test_process_matches_the_model_on_the_whole_file(kind, tmp_path, wavenet):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_other_rates_are_resampled_and_said_so(tmp_path, wavenet):
     ckpt = write_checkpoint(wavenet, tmp_path / "m.ckpt", sample_rate=48000)
     x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(44100) / 44100)).astype(np.float32)
@@ -89,6 +91,7 @@ def test_other_rates_are_resampled_and_said_so(tmp_path, wavenet):
     np.testing.assert_allclose(y, back, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_best_is_the_newest_runs_best_checkpoint(tmp_path, wavenet):
     old = write_checkpoint(
         LSTM(hidden_size=4), tmp_path / "outputs" / "lstm" / "a" / "checkpoints" / "best.ckpt"
@@ -106,6 +109,7 @@ def test_best_is_the_newest_runs_best_checkpoint(tmp_path, wavenet):
     np.testing.assert_allclose(y, offline(wavenet, x), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_nam_file_plays_too(tmp_path, wavenet):
     (tmp_path / "m.nam").write_text(json.dumps(wavenet_to_nam(wavenet, 16000)))
     x, _ = synth_pair(1.0, 16000)
@@ -153,6 +157,7 @@ def bad_cases(tmp_path, wavenet):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case", ["missing input", "overwrite input", "truncated nam", "junk ckpt", "no runs", "no cuda"]
 )

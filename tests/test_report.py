@@ -58,6 +58,7 @@ def write_pair(tmp_path, target, prediction, rate=RATE, prediction_rate=None):
     return str(tmp_path / "target.wav"), str(tmp_path / "pred.wav")
 
 
+@pytest.mark.slow
 def test_compare_json_has_the_documented_keys(tmp_path):
     _, y, p = pair()
     target, pred = write_pair(tmp_path, y, p)
@@ -81,6 +82,7 @@ def test_compare_json_has_the_documented_keys(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_compare_warns_about_misalignment_and_align_fixes_it(tmp_path):
     _, y, _ = pair()
     shifted = -np.concatenate([np.zeros(12, np.float32), y[:-12]])
@@ -94,6 +96,7 @@ def test_compare_warns_about_misalignment_and_align_fixes_it(tmp_path):
     assert "shifted by 12 samples, polarity flipped" in fixed.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["rate", "length"])
 def test_compare_refuses_mismatches_clearly(case, tmp_path):
     _, y, p = pair()
@@ -109,6 +112,7 @@ def test_compare_refuses_mismatches_clearly(case, tmp_path):
     assert "pred.wav" in line and "--align" in line
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="chromium not installed (make test installs it)"
 )
@@ -148,6 +152,7 @@ def test_html_report_renders_and_its_audio_loads_in_chromium(tmp_path):
     assert pixels[..., :3].std() > 0.05  # the page drew text, players and figures, not a blank
 
 
+@pytest.mark.slow
 def test_training_writes_report_and_logs_audio_to_tensorboard_and_wandb(tmp_path, make_pair):
     from .conftest import FAST
 

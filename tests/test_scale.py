@@ -56,6 +56,7 @@ def val_curve(run_dir: Path) -> list[float]:
         return [float(r["val/esr"]) for r in csv.DictReader(f) if r.get("val/esr")]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_trains_writes_once_reduces_right_and_resumes(tmp_path, make_pair):
     inp, out = make_pair(seconds=6.0, sr=16000)
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
@@ -104,6 +105,7 @@ def test_ddp_two_cpu_processes_trains_writes_once_reduces_right_and_resumes(tmp_
     assert len(val_curve(ddp_dir)) == 5 + 3  # the first run's rows, 2 more epochs, 1 re-check
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_with_every_epoch(tmp_path, make_pair):
     inp, out = make_pair(seconds=20.0, sr=16000)
     run_dir = tmp_path / "run"
@@ -159,6 +161,7 @@ def test_resume_argv_reuses_the_runs_overrides_and_lets_new_ones_win(tmp_path):
         resume_argv(["train", f"resume={tmp_path / 'nothing'}"])
 
 
+@pytest.mark.slow
 def test_optuna_search_minimises_validation_esr_and_ends_with_a_summary(tmp_path, make_pair):
     inp, out = make_pair(seconds=3.0, sr=16000)
     sweep = tmp_path / "optuna"
@@ -185,6 +188,7 @@ def test_optuna_search_minimises_validation_esr_and_ends_with_a_summary(tmp_path
     assert "optim.lr=" in (sweep / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_slurm_launcher_is_configured_with_overridable_gpus_and_time():
     result = run_module(
         "ampnet.train",

@@ -13,6 +13,8 @@ from ampnet.checkpoints import load_model
 
 from .conftest import FAST, run_module
 
+pytestmark = pytest.mark.slow  # every test here starts python -m ampnet.train
+
 
 def pair_args(inp, out) -> list[str]:
     return ["data=pair", "data.name=synthetic", f"data.input={inp}", f"data.output={out}"]

@@ -19,11 +19,14 @@ from .test_shared_data import SHARED
 
 CAPTURE = SHARED / "captures" / "TS9_DriveKnob.json"
 
-pytestmark = pytest.mark.skipif(
-    not ((SHARED / "di.wav").is_file() and CAPTURE.is_file()),
-    reason=f"reference recordings (di.wav, captures/TS9_DriveKnob.json) not found at {SHARED}; "
-    "set AMPNET_SHARED_DATA to run the acceptance tests",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not ((SHARED / "di.wav").is_file() and CAPTURE.is_file()),
+        reason=f"reference recordings (di.wav, captures/TS9_DriveKnob.json) not found at {SHARED}; "
+        "set AMPNET_SHARED_DATA to run the acceptance tests",
+    ),
+]
 
 TRAINED, UNSEEN = (0.0, 0.5, 1.0), (0.25, 0.75)
 # 130 optimiser steps (5 epochs of 26 batches of 16 x 8192, from the three settings) of

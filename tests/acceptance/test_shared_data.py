@@ -8,10 +8,13 @@ import pytest
 
 from ..conftest import SHARED, run_module
 
-pytestmark = pytest.mark.skipif(
-    not (SHARED / "di.wav").is_file(),
-    reason=f"reference recordings not found at {SHARED}; set AMPNET_SHARED_DATA to run the acceptance tests",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (SHARED / "di.wav").is_file(),
+        reason=f"reference recordings not found at {SHARED}; set AMPNET_SHARED_DATA to run the acceptance tests",
+    ),
+]
 
 # 160 optimiser steps of wavenet_nano reach validation ESR 0.037 on this machine; the
 # bound leaves room for other CPUs' arithmetic while still failing an untrained (1.0)
