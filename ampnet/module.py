@@ -7,7 +7,9 @@ It holds no network code of its own: ``self.model`` is a plain ``nn.Module`` fro
 from __future__ import annotations
 
 import inspect
+import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +20,29 @@ from torch import nn
 
 from ampnet.atomic import atomic_output
 from ampnet.losses import MultiResolutionSTFT, esr
+
+# Lines Lightning prints that a user cannot act on: product tips, and the estimate it
+# makes before every fit. Its other lines (GPU available, the model summary) stay.
+UNACTIONABLE = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping batches")
+
+
+class _Unactionable(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(UNACTIONABLE)
+
+
+def quiet_lightning() -> None:
+    """Keep a training run's output to what a user can act on: drop Lightning's tips and
+    the deprecation warning torch raises inside Lightning's own pytree helper."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Unactionable) for f in logger.filters):
+            logger.addFilter(_Unactionable())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def warmup_cosine(

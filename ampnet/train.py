@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
-from ampnet.module import AmpModule, AtomicCheckpointIO
+from ampnet.module import AmpModule, AtomicCheckpointIO, quiet_lightning
 from ampnet.report import write_run_report
 from ampnet.runs import prepare_ddp_relaunch, resume_argv, resume_checkpoint
 from ampnet.summarize import print_run
@@ -35,6 +35,7 @@ def _choice(group: str) -> str | None:
 
 def train(cfg: DictConfig) -> dict:
     """Run one training job from a composed config; return the metrics it wrote."""
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "highest"))
     model = instantiate(cfg.model)

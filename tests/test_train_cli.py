@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 from ampnet.checkpoints import load_model
 
-from .conftest import FAST, run_module
+from .conftest import FAST, REPO, run_module
 
 pytestmark = pytest.mark.slow  # every test here starts python -m ampnet.train
 
@@ -188,3 +191,30 @@ def test_show_prints_the_model_and_exits(tmp_path):
     )
     assert result.returncode == 0
     assert "parameters: 13801  receptive field: 4093 samples" in result.stdout
+
+
+def test_training_prints_no_third_party_noise(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"
+    }  # warnings as a user sees them
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ampnet.train",
+            *FAST,
+            *pair_args(inp, out),
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        cwd=REPO,
+        env={**env, "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert "ampnet: trained wavenet_nano" in said
+    for noise in ("💡 Tip", "litlogger", "LeafSpec", "to estimate number of stepping batches"):
+        assert noise not in said, noise
