@@ -172,3 +172,13 @@ def test_every_model_preset_trains_a_step(name, tmp_path, make_pair):
     assert metrics["val_esr"] is not None and metrics["val_esr"] == metrics["val_esr"]  # finite
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["model_name"] == name and saved["parameters"] == metrics["parameters"]
+
+
+def test_readme_layout_names_every_module():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("```")[1]
+    for entry in sorted((REPO / "ampnet").iterdir()):
+        if entry.name.startswith("__"):
+            continue
+        name = entry.name + "/" if entry.is_dir() else entry.name
+        assert name in layout, f"README's layout section leaves out ampnet/{name}"
