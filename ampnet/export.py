@@ -54,10 +54,6 @@ def _play(model: nn.Module, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)[None], pad_start=True)[0, 0].numpy()
 
 
-def _blocks(x: np.ndarray) -> list[int]:
-    return [4096, 64, x.shape[1] - 4160]
-
-
 @dataclass(frozen=True)
 class Format:
     """How to write one format, play the file back, and how close that must be."""
@@ -69,34 +65,38 @@ class Format:
     tolerance: float
 
 
-FORMATS = {
-    "nam": Format(
-        ".nam",
-        nam.unfit_reason,
-        lambda model, path, rate, meta: _write_json(path, nam.to_nam(model, rate, meta)),
+def _file_format(suffix: str, unfit, to_dict) -> Format:
+    """A JSON model file that ampnet's own reader plays back: ``to_dict(model, rate, meta)``."""
+    return Format(
+        suffix,
+        unfit,
+        lambda model, path, rate, meta: _write_json(path, to_dict(model, rate, meta)),
         lambda path, x: _play(load_model_file(path).model, x),
         1e-5,
-    ),
-    "aidax": Format(
+    )
+
+
+def _runtime_format(suffix: str, write, run, tolerance: float) -> Format:
+    """A streaming step for a runtime (any model): ``write(model, path)``, ``run(path, x, blocks)``."""
+    return Format(
+        suffix,
+        lambda model: None,
+        lambda model, path, rate, meta: write(model, path),
+        lambda path, x: run(path, x, [4096, 64, x.shape[1] - 4160]),
+        tolerance,
+    )
+
+
+FORMATS = {
+    "nam": _file_format(".nam", nam.unfit_reason, nam.to_nam),
+    "aidax": _file_format(
         ".aidax.json",
         aidax.unfit_reason,
-        lambda model, path, rate, meta: _write_json(path, aidax.lstm_to_aidax(model, rate)),
-        lambda path, x: _play(load_model_file(path).model, x),
-        1e-5,
+        lambda model, rate, meta: aidax.lstm_to_aidax(model, rate),
     ),
-    "onnx": Format(
-        ".onnx",
-        lambda model: None,
-        lambda model, path, rate, meta: runtime.export_onnx(model, path),
-        lambda path, x: runtime.run_onnx(path, x, _blocks(x)),
-        1e-4,
-    ),
-    "torchscript": Format(
-        ".ts.pt",
-        lambda model: None,
-        lambda model, path, rate, meta: runtime.export_torchscript(model, path),
-        lambda path, x: runtime.run_torchscript(path, x, _blocks(x)),
-        1e-5,
+    "onnx": _runtime_format(".onnx", runtime.export_onnx, runtime.run_onnx, 1e-4),
+    "torchscript": _runtime_format(
+        ".ts.pt", runtime.export_torchscript, runtime.run_torchscript, 1e-5
     ),
 }
 
