@@ -38,10 +38,11 @@ class _TorchEngine:
     def __init__(self, model: nn.Module, device: str = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.reset()
+        self.state = None
 
-    def reset(self) -> None:
-        self.state = self.model.initial_state()
+    def reset(self, knobs: np.ndarray) -> None:
+        """Back to the state after silence, knobs held at ``knobs`` ``(n_knobs,)``."""
+        self.state = self.model.initial_state(1, torch.from_numpy(knobs)[None].to(self.device))
 
     @torch.inference_mode()
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -146,7 +147,7 @@ class Streamer:
         self._knobs = np.array([self._settings[k] for k in self.param_names], dtype=np.float32)
         self._target = self._knobs.copy()  # where a pending ramp ends
         self._ramp_steps = np.arange(1, self.max_block + 1, dtype=np.float32)
-        self._settle()
+        self.reset()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Streamer:
@@ -177,22 +178,9 @@ class Streamer:
 
     def reset(self) -> None:
         """Forget the past: the next block starts after silence, knobs at their settings."""
-        self._engine.reset()
-        self._settle()
-
-    def _settle(self) -> None:
-        """Apply the knob settings at once and replay :func:`silence` at them.
-
-        The engines start from silence with every knob at 0; a model's state after
-        silence depends on the knobs only through its last ``receptive_field - 1`` input
-        samples, so replaying that many puts it exactly where offline processing
-        (silence before the start, knobs already set) begins.
-        """
         self._knobs[:] = self._target
         self._x[:] = silence(torch.from_numpy(self._knobs)[None], self.max_block)[0].numpy()
-        if len(self._knobs):
-            for done in range(0, self.model.receptive_field - 1, self.max_block):
-                self._run(min(self.max_block, self.model.receptive_field - 1 - done))
+        self._engine.reset(self._knobs)
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process one block of samples ``(n,)`` and return ``(n,)`` (written into ``out`` if given)."""

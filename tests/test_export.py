@@ -10,10 +10,13 @@ import soundfile as sf
 import torch
 
 from ampnet.data.synth import synth_di
+from ampnet.errors import AmpnetError
 from ampnet.export import loudness_and_gain
 from ampnet.formats import load_model_file
 from ampnet.formats.aidax import lstm_from_aidax, lstm_to_aidax
+from ampnet.formats.aidax import unfit_reason as aidax_unfit
 from ampnet.formats.nam import model_from_nam, to_nam
+from ampnet.formats.proteus import lstm_from_proteus, lstm_to_proteus
 from ampnet.formats.runtime import export_onnx, export_torchscript, run_onnx, run_torchscript
 from ampnet.models import LSTM, WaveNet
 from ampnet.stream import render
@@ -181,14 +184,57 @@ def test_ts9_capture_distorts_and_the_knob_model_takes_two_inputs():
 
 
 @pytest.mark.parametrize("skip, inputs", [(True, 1), (False, 1), (True, 2)])
-def test_aidax_export_then_import_is_exact(skip, inputs):
+def test_proteus_export_then_import_is_exact(skip, inputs):
     torch.manual_seed(4)
     model = LSTM(input_size=inputs, hidden_size=10, num_layers=2, input_skip=skip).eval()
-    back, rate = lstm_from_aidax(json.loads(json.dumps(lstm_to_aidax(model, 44100))))
+    back, rate = lstm_from_proteus(json.loads(json.dumps(lstm_to_proteus(model, 44100))))
     assert rate == 44100 and back.input_skip == skip and back.input_channels == inputs
     x = torch.randn(1, inputs, 5000) * 0.3
     with torch.no_grad():
         np.testing.assert_allclose(back(x).numpy(), model(x).numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("skip, knobs", [(True, []), (False, []), (True, ["drive", "tone"])])
+def test_aidax_export_then_import_plays_as_aidax_does(skip, knobs):
+    torch.manual_seed(6)
+    model = LSTM(hidden_size=16, input_skip=skip, params=knobs or None).eval()
+    data = json.loads(json.dumps(lstm_to_aidax(model, 44100)))
+    assert data["in_shape"][-1] == 1 + len(knobs) and data["in_skip"] == int(skip)
+    assert [layer["type"] for layer in data["layers"]] == ["lstm", "dense"]
+    back, rate, gain_db = lstm_from_aidax(data)
+    assert rate == 44100 and gain_db == 0.0 and back.params == (knobs or [])
+    assert back.settle == 2048  # AIDA-X: reset to zero, then 2048 samples of silence
+    x = torch.randn(1, 1 + len(knobs), 3000) * 0.3
+    with torch.no_grad():  # the same network, from the same state
+        np.testing.assert_allclose(back(x).numpy(), model(x).numpy(), rtol=0, atol=1e-6)
+
+
+def test_aidax_gains_are_read_as_aidax_applies_them():
+    torch.manual_seed(7)
+    model = LSTM(hidden_size=8, input_skip=False).eval()
+    data = {**lstm_to_aidax(model, 48000), "in_gain": 6.0, "out_gain": -6.0}
+    back, _, gain_db = lstm_from_aidax(data)
+    assert gain_db == 6.0  # applied before the model, like ampnet's input gain
+    x = torch.randn(1, 1, 2000) * 0.1
+    with torch.no_grad():
+        expected = 10 ** (-6 / 20) * model(x)  # no skip: the output gain scales the head
+        np.testing.assert_allclose(back(x).numpy(), expected.numpy(), rtol=0, atol=1e-6)
+    with pytest.raises(AmpnetError, match="out_gain=-6.0 dB with in_skip is not supported"):
+        lstm_from_aidax({**data, "in_skip": 1})
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        (LSTM(hidden_size=10), "AIDA-X compiles LSTMs of 8, 12, 16, 20, 24, 32, 40, 64, 80 units"),
+        (LSTM(hidden_size=8, num_layers=2), "AIDA-X plays one recurrent layer"),
+        (LSTM(hidden_size=8, params=["a", "b", "c"]), "AIDA-X takes at most 2 knobs"),
+    ],
+)
+def test_what_aidax_cannot_play_is_refused_by_name(model, expected):
+    assert expected in aidax_unfit(model)
+    with pytest.raises(AmpnetError, match=expected):
+        lstm_to_aidax(model, 48000)
 
 
 @pytest.mark.parametrize("kind", ["wavenet", "lstm"])
@@ -292,7 +338,7 @@ def test_bad_model_files_are_one_clear_line(content, expected, tmp_path):
 
 @pytest.mark.slow
 def test_bad_aidax_files_are_one_clear_line(tmp_path):
-    data = lstm_to_aidax(LSTM(hidden_size=4), 48000)
+    data = lstm_to_proteus(LSTM(hidden_size=4), 48000)
     data["state_dict"]["rec.weight_hh_l0"] = [[0.0] * 3] * 16
     (tmp_path / "bad.json").write_text(json.dumps(data))
     sf.write(tmp_path / "in.wav", np.zeros(1000, np.float32), 48000)

@@ -16,8 +16,8 @@ from ampnet.data.datamodule import AudioDataModule
 from ampnet.errors import AmpnetError
 from ampnet.export import fitting_formats
 from ampnet.formats import load_model_file
-from ampnet.formats.aidax import lstm_from_aidax, lstm_to_aidax
 from ampnet.formats.nam import to_nam
+from ampnet.formats.proteus import lstm_from_proteus, lstm_to_proteus
 from ampnet.formats.runtime import export_onnx, run_onnx
 from ampnet.models import LSTM, WaveNet, build_model
 from ampnet.process import main as process_main
@@ -314,20 +314,20 @@ def test_process_refuses_params_for_a_model_without_knobs(tmp_path, capsys):
 # --- export -------------------------------------------------------------------------------
 
 
-def test_aidax_round_trip_keeps_the_knob_input_and_its_name():
+def test_proteus_round_trip_keeps_the_knob_input_and_its_name():
     torch.manual_seed(5)
     model = LSTM(hidden_size=10, params=["drive"]).eval()
-    data = json.loads(json.dumps(lstm_to_aidax(model, 48000)))
+    data = json.loads(json.dumps(lstm_to_proteus(model, 48000)))
     assert data["model_data"]["input_size"] == 2 and data["model_data"]["params"] == ["drive"]
-    back, _ = lstm_from_aidax(data)
-    assert back.params == ["drive"]
+    back, _ = lstm_from_proteus(data)
+    assert back.params == ["drive"] and back.settle == 0  # Proteus starts from the zero state
     x = di(0.5)
     knob = np.linspace(0, 1, len(x), dtype=np.float32)
-    np.testing.assert_allclose(
-        offline(back, x, [knob]), offline(model, x, [knob]), rtol=0, atol=1e-6
-    )
+    raw = torch.from_numpy(np.stack([x, knob]))[None]  # both from the zero state: the weights
+    with torch.no_grad():
+        np.testing.assert_allclose(back(raw).numpy(), model(raw).numpy(), rtol=0, atol=1e-6)
     del data["model_data"]["params"]  # a file from Proteus's trainer names no knobs
-    assert lstm_from_aidax(data)[0].params == ["knob1"]
+    assert lstm_from_proteus(data)[0].params == ["knob1"]
 
 
 @pytest.mark.parametrize("kind", ["wavenet", "lstm"])
@@ -348,11 +348,9 @@ def test_onnx_takes_the_knob_inputs(kind, tmp_path):
 def test_nam_cannot_hold_a_knob_model():
     model = knob_wavenet()
     assert fitting_formats(model) == ["onnx", "torchscript"]
-    assert fitting_formats(LSTM(hidden_size=4, params=["drive"])) == [
-        "aidax",
-        "onnx",
-        "torchscript",
-    ]
+    knob_lstm = ["aidax", "proteus", "onnx", "torchscript"]  # AIDA-X takes up to two knobs
+    assert fitting_formats(LSTM(hidden_size=8, params=["drive"])) == knob_lstm
+    assert fitting_formats(LSTM(hidden_size=8, params=["a", "b", "c"])) == knob_lstm[1:]
     with pytest.raises(AmpnetError, match="NAM plays audio-only models"):
         to_nam(model, 48000)
 

@@ -172,3 +172,28 @@ def test_models_and_losses_do_not_import_lightning():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_lstm_plays_from_the_state_silence_leaves_it_in():
+    torch.manual_seed(3)
+    model = LSTM(hidden_size=8).eval()
+    x = torch.randn(1, 1, 500) * 0.3
+    with torch.no_grad():
+        played = model(x, pad_start=True)
+        quiet = torch.cat([torch.zeros(1, 1, model.settle), x], dim=-1)
+        after_silence = model(quiet)[..., model.settle :]  # from (h0, c0) through the silence
+        torch.testing.assert_close(played, after_silence, rtol=0, atol=1e-6)
+        assert (played - model(x)).abs().max() > 1e-3  # the zero state would sound different
+        h, c = model.initial_state()
+        _, (h2, c2) = model.lstm(torch.zeros(1, 4096, 1), (h, c))  # more silence: no change
+        assert (h2 - h).abs().max() < 1e-6 and (c2 - c).abs().max() < 1e-6
+
+
+def test_an_lstm_settles_at_its_knob_setting_and_only_as_long_as_told():
+    torch.manual_seed(4)
+    model = LSTM(hidden_size=8, params=["drive"]).eval()
+    low, high = (model.initial_state(1, torch.tensor([[v]])) for v in (0.0, 1.0))
+    assert (low[0] - high[0]).abs().max() > 1e-3  # the knob moves the state silence leaves
+    none = LSTM(hidden_size=8, settle=0).eval()
+    h, c = none.initial_state()
+    assert torch.equal(h, none.h0[:, None]) and torch.equal(c, none.c0[:, None])

@@ -1,4 +1,4 @@
-"""Model file formats: NAM (.nam), AIDA-X / Proteus JSON, ONNX, TorchScript.
+"""Model file formats: NAM (.nam), AIDA-X JSON, Proteus / NeuralPi JSON, ONNX, TorchScript.
 
 :func:`load_model_file` opens any file a model can come in and returns the plain
 model with what is needed to play it (sample rate, input gain).
@@ -16,8 +16,9 @@ from torch import nn
 from ampnet.checkpoints import load_model
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
-from ampnet.formats.aidax import lstm_from_aidax
+from ampnet.formats.aidax import is_aidax, lstm_from_aidax
 from ampnet.formats.nam import model_from_nam
+from ampnet.formats.proteus import lstm_from_proteus
 
 
 @dataclass
@@ -43,7 +44,8 @@ def read_json(path: Path) -> dict:
 
 
 def load_model_file(path: str | os.PathLike) -> LoadedModel:
-    """Open a training checkpoint (.ckpt), a NAM file (.nam) or an AIDA-X / Proteus JSON (.json)."""
+    """Open a training checkpoint (.ckpt), a NAM file (.nam) or an AIDA-X or Proteus JSON (.json),
+    each to play as its own players play it (how an LSTM starts differs between them)."""
     path = Path(path)
     if not path.is_file():
         raise AmpnetError(f"{path}: no such model file")
@@ -67,8 +69,12 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
             str(path),
             data.get("metadata") or {},
         )
-    if suffix == ".json":
-        model, rate = lstm_from_aidax(read_json(path), str(path))
+    if suffix == ".json":  # AIDA-X's layout, or Proteus / NeuralPi's: told apart by their keys
+        data = read_json(path)
+        if is_aidax(data):
+            model, rate, gain_db = lstm_from_aidax(data, str(path))
+            return LoadedModel(model, rate, gain_db, str(path), data.get("metadata") or {})
+        model, rate = lstm_from_proteus(data, str(path))
         return LoadedModel(model, rate, 0.0, str(path), {})
     raise AmpnetError(
         f"{path}: unknown model file type {suffix!r}; ampnet reads .ckpt, .nam and .json"

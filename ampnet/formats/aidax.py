@@ -1,18 +1,25 @@
-"""The SimpleRNN JSON that Proteus, NeuralPi and AIDA-X load (LSTM models).
+"""The model JSON that AIDA-X loads: RTNeural's own layout (one LSTM layer and a dense head).
 
-Layout (as in ``../shared/data/captures/*.json``)::
+Layout (what AIDA-X's ``loadModelFromStream`` reads; RTNeural's ``parseJson`` the layers)::
 
-    {"model_data": {"model": "SimpleRNN", "input_size": 1, "skip": 1, "output_size": 1,
-                    "unit_type": "LSTM", "num_layers": 1, "hidden_size": 40, "bias_fl": true},
-     "state_dict": {"rec.weight_ih_l0": [[...]], "rec.weight_hh_l0": [[...]],
-                    "rec.bias_ih_l0": [...], "rec.bias_hh_l0": [...],
-                    "lin.weight": [[...]], "lin.bias": [...]}}
+    {"in_shape": [null, null, N],            # N = 1 + knobs; AIDA-X takes at most 3
+     "in_skip": 1, "in_gain": 0.0, "out_gain": 0.0,                  # gains in dB
+     "layers": [
+       {"type": "lstm", "activation": "", "shape": [null, null, H],
+        "weights": [W (N x 4H), U (H x 4H), b (4H)]},
+       {"type": "dense", "activation": "", "shape": [null, null, 1],
+        "weights": [K (H x 1), c (1)]}],
+     "metadata": {"samplerate": 48000, "params": ["drive"], ...}}   # AIDA-X ignores it
 
-``skip: 1`` adds the first input (the audio) to the output; extra inputs are knob values
-(``input_size = 1 + knobs``, Proteus's layout). The state starts at zero. ampnet adds
-``sample_rate`` and, for knob models, the knob names as ``params`` to ``model_data``
-(readers ignore unknown keys); files without them are read as 48 kHz with knobs named
-``knob1``, ``knob2``, ...
+``W`` and ``U`` are PyTorch's ``weight_ih`` and ``weight_hh`` transposed (gates i, f, g, o
+in both), ``b = b_ih + b_hh``, ``K`` the head's weight transposed. The player computes
+``y = out_gain * (net(in_gain * x) + in_skip * in_gain * x)``; inputs 1 and 2 are its
+PARAM1 and PARAM2 knobs (0 to 1). It compiles one recurrent layer of 8, 12, 16, 20, 24,
+32, 40, 64 or 80 units (24 only in its newer builds) and refuses anything else.
+
+AIDA-X resets the LSTM to zero and pre-rolls 2048 samples of silence before the first
+sample (on load and on activation): ampnet reads such a file to play that way
+(``settle=2048``). Proteus and NeuralPi read another layout (:mod:`ampnet.formats.proteus`).
 """
 
 from __future__ import annotations
@@ -22,113 +29,148 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ampnet import __version__
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
 from ampnet.models import LSTM
 from ampnet.models.knobs import check_names
 
+HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)  # the LSTM sizes AIDA-X compiles
+MAX_INPUTS = 3  # the audio and AIDA-X's two knobs, PARAM1 and PARAM2
+PRE_ROLL = 2048  # samples of silence AIDA-X runs after a reset
+
 
 def unfit_reason(model) -> str | None:
-    """Why a SimpleRNN JSON file cannot hold ``model`` (None when it can)."""
-    return None if isinstance(model, LSTM) else "AIDA-X / Proteus JSON holds LSTMs only"
-
-
-def lstm_to_aidax(model: LSTM, sample_rate: int | None) -> dict:
-    """The SimpleRNN dict of an ampnet LSTM (which must start from the zero state)."""
+    """Why AIDA-X cannot play ``model`` (None when it can)."""
     if not isinstance(model, LSTM):
-        raise AmpnetError(f"the aidax format holds LSTMs, not a {type(model).__name__}")
-    if model.h0.abs().max() > 0 or model.c0.abs().max() > 0:
-        raise AmpnetError(
-            "this LSTM starts from a non-zero state, which SimpleRNN JSON cannot hold"
+        return f"AIDA-X plays recurrent models (RTNeural), not a {type(model).__name__}"
+    if model.num_layers != 1:
+        return f"AIDA-X plays one recurrent layer and this LSTM has {model.num_layers}"
+    if model.hidden_size not in HIDDEN_SIZES:
+        sizes = ", ".join(map(str, HIDDEN_SIZES))
+        return (
+            f"AIDA-X compiles LSTMs of {sizes} units and this one has {model.hidden_size} "
+            "(train with model.hidden_size set to one of them)"
         )
-    state = {}
-    for name, tensor in model.lstm.state_dict().items():
-        state[f"rec.{name}"] = tensor.tolist()
-    state["lin.weight"] = model.head.weight.tolist()
-    state["lin.bias"] = model.head.bias.tolist()
-    model_data = {
-        "model": "SimpleRNN",
-        "input_size": model.input_size,
-        "skip": int(model.input_skip),
-        "output_size": 1,
-        "unit_type": "LSTM",
-        "num_layers": model.num_layers,
-        "hidden_size": model.hidden_size,
-        "bias_fl": True,
-    }
+    if model.input_size > MAX_INPUTS:
+        return (
+            f"AIDA-X takes at most {MAX_INPUTS - 1} knobs (PARAM1, PARAM2) and this model "
+            f"has {model.input_size - 1}"
+        )
+    return None
+
+
+def lstm_to_aidax(model: LSTM, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
+    """The AIDA-X (RTNeural) dict of an ampnet LSTM; one clear error for what AIDA-X cannot play."""
+    why = unfit_reason(model)
+    if why is not None:
+        raise AmpnetError(why)
+    lstm = model.lstm
+
+    def plain(tensor: torch.Tensor) -> list:
+        return tensor.detach().cpu().float().tolist()
+
+    meta = {**dict(metadata or {}), "ampnet": __version__}
     if sample_rate is not None:
-        model_data["sample_rate"] = int(sample_rate)
+        meta["samplerate"] = int(sample_rate)
     if model.params:
-        model_data["params"] = list(model.params)
-    return {"model_data": model_data, "state_dict": state}
+        meta["params"] = list(model.params)
+    return {
+        "in_shape": [None, None, model.input_size],
+        "in_skip": int(model.input_skip),
+        "in_gain": 0.0,
+        "out_gain": 0.0,
+        "layers": [
+            {
+                "type": "lstm",
+                "activation": "",
+                "shape": [None, None, model.hidden_size],
+                "weights": [
+                    plain(lstm.weight_ih_l0.T),
+                    plain(lstm.weight_hh_l0.T),
+                    plain(lstm.bias_ih_l0 + lstm.bias_hh_l0),
+                ],
+            },
+            {
+                "type": "dense",
+                "activation": "",
+                "shape": [None, None, 1],
+                "weights": [plain(model.head.weight.T), plain(model.head.bias)],
+            },
+        ],
+        "metadata": meta,
+    }
 
 
-def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int]:
-    """ampnet's LSTM (and the sample rate) for a SimpleRNN dict; one clear error if it is not one."""
-    md, sd = data.get("model_data"), data.get("state_dict")
-    if not isinstance(md, Mapping) or not isinstance(sd, Mapping):
-        raise AmpnetError(f"{where}: not a SimpleRNN model (needs model_data and state_dict)")
-    if md.get("unit_type", "LSTM") != "LSTM" or md.get("model", "SimpleRNN") != "SimpleRNN":
-        raise AmpnetError(
-            f"{where}: unit_type {md.get('unit_type')!r} is not supported; ampnet reads LSTM SimpleRNNs"
-        )
-    if int(md.get("output_size", 1)) != 1:
-        raise AmpnetError(
-            f"{where}: output_size {md['output_size']} is not supported (mono out only)"
-        )
+def is_aidax(data: Mapping) -> bool:
+    """True for a dict in RTNeural's layout (``in_shape`` and ``layers``)."""
+    return "layers" in data and "in_shape" in data
+
+
+def _array(value, shape: tuple[int, ...], what: str, where: str) -> torch.Tensor:
     try:
-        inputs, hidden, layers = (
-            int(md["input_size"]),
-            int(md["hidden_size"]),
-            int(md.get("num_layers", 1)),
-        )
-        skip = int(md.get("skip", 0))
-    except (KeyError, TypeError, ValueError) as err:
-        raise AmpnetError(f"{where}: incomplete model_data ({err})") from None
-    if skip not in (0, 1):
-        raise AmpnetError(f"{where}: skip={skip} is not supported (0 or 1)")
-    if inputs < 1:
+        array = torch.as_tensor(np.asarray(value, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise AmpnetError(f"{where}: {what} is not an array of numbers") from None
+    if tuple(array.shape) != shape:
+        raise AmpnetError(f"{where}: {what} has shape {tuple(array.shape)}, expected {shape}")
+    return array
+
+
+def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int, float]:
+    """ampnet's LSTM, sample rate and input gain (dB) for an AIDA-X dict, settling on
+    2048 samples of silence as AIDA-X does; one clear error for what ampnet cannot play."""
+    try:
+        inputs = int(data["in_shape"][-1])
+        layers = list(data["layers"])
+        kinds = [str(layer["type"]) for layer in layers]
+        skip = int(data.get("in_skip", 0) or 0)
+        in_gain = float(data.get("in_gain", 0.0) or 0.0)
+        out_gain = float(data.get("out_gain", 0.0) or 0.0)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise AmpnetError(f"{where}: incomplete RTNeural model ({err})") from None
+    if kinds != ["lstm", "dense"]:
         raise AmpnetError(
-            f"{where}: input_size={inputs}; it must count the audio input (1 or more)"
+            f"{where}: layers {kinds} are not supported; ampnet reads one lstm layer and a dense head"
         )
-    names = md.get("params")
-    if names is not None:
-        try:
-            if not isinstance(names, list) or len(names) != inputs - 1:
-                raise ValueError("one knob name per extra input")
-            check_names(names)
-        except ValueError:
-            raise AmpnetError(
-                f"{where}: params {names!r} must list one knob name per extra input ({inputs - 1})"
-            ) from None
+    if skip not in (0, 1):
+        raise AmpnetError(f"{where}: in_skip={skip} is not supported (0 or 1)")
+    if not 1 <= inputs <= MAX_INPUTS:
+        raise AmpnetError(f"{where}: in_shape ends in {inputs}; AIDA-X takes 1 to {MAX_INPUTS}")
+    if skip and out_gain:
+        raise AmpnetError(
+            f"{where}: out_gain={out_gain} dB with in_skip is not supported; ampnet's skip adds "
+            "the input unscaled"
+        )
+    meta = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
+    names = meta.get("params")
+    try:
+        hidden = int(layers[0]["shape"][-1])
+        if names is not None and (not isinstance(names, list) or len(names) != inputs - 1):
+            raise ValueError("one knob name per extra input")
+        check_names(names)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise AmpnetError(f"{where}: cannot be read ({err})") from None
     model = LSTM(
         input_size=inputs,
         hidden_size=hidden,
-        num_layers=layers,
         input_skip=bool(skip),
         burn_in=0,
         params=names,
+        settle=PRE_ROLL,
     )
-    state = {f"lstm.{k}": v for k, v in model.lstm.state_dict().items()}
-    state.update({"head.weight": model.head.weight, "head.bias": model.head.bias})
+    rec, head = layers[0].get("weights"), layers[1].get("weights")
+    if not isinstance(rec, list) or len(rec) != 3 or not isinstance(head, list) or not head:
+        raise AmpnetError(f"{where}: the lstm layer needs [W, U, b] and the dense layer [K, c]")
     with torch.no_grad():
-        for name, target in state.items():
-            key = name.replace("lstm.", "rec.").replace("head.", "lin.")
-            if key not in sd:
-                if key.startswith("rec.bias") and not md.get("bias_fl", True):
-                    target.zero_()
-                    continue
-                raise AmpnetError(f"{where}: state_dict lacks {key}")
-            try:
-                value = torch.as_tensor(np.asarray(sd[key], dtype=np.float32))
-            except (TypeError, ValueError):
-                raise AmpnetError(f"{where}: {key} is not an array of numbers") from None
-            if value.shape != target.shape:
-                raise AmpnetError(
-                    f"{where}: {key} has shape {tuple(value.shape)} but the config needs {tuple(target.shape)}"
-                )
-            target.copy_(value)
-    extra = set(sd) - {n.replace("lstm.", "rec.").replace("head.", "lin.") for n in state}
-    if extra:
-        raise AmpnetError(f"{where}: unexpected weights {sorted(extra)} for a {layers}-layer LSTM")
-    return model.eval(), int(md.get("sample_rate", DEFAULT_SAMPLE_RATE))
+        lstm = model.lstm
+        lstm.weight_ih_l0.copy_(_array(rec[0], (inputs, 4 * hidden), "lstm W", where).T)
+        lstm.weight_hh_l0.copy_(_array(rec[1], (hidden, 4 * hidden), "lstm U", where).T)
+        lstm.bias_ih_l0.copy_(_array(rec[2], (4 * hidden,), "lstm b", where))
+        lstm.bias_hh_l0.zero_()
+        gain = 10.0 ** (out_gain / 20.0)  # no skip here when out_gain is set: fold it in
+        model.head.weight.copy_(gain * _array(head[0], (hidden, 1), "dense K", where).T)
+        bias = _array(head[1], (1,), "dense c", where) if len(head) > 1 else torch.zeros(1)
+        model.head.bias.copy_(gain * bias)
+    rate = meta.get("samplerate", data.get("samplerate", DEFAULT_SAMPLE_RATE))
+    return model.eval(), int(rate), in_gain

@@ -242,7 +242,8 @@ def load_wavenet_weights(model: WaveNet, weights: np.ndarray, where: str) -> Non
 
 
 def lstm_from_nam(data: Mapping, where: str = ".nam file") -> LSTM:
-    """ampnet's LSTM with a ``.nam`` LSTM's config, weights and initial state."""
+    """ampnet's LSTM with a ``.nam`` LSTM's config, weights and start state, settling as
+    NAM's engine does (half a second of silence from the file's ``h0``/``c0``)."""
     config = data["config"]
     try:
         inputs, hidden, layers = (
@@ -256,8 +257,17 @@ def lstm_from_nam(data: Mapping, where: str = ".nam file") -> LSTM:
     expected = lstm_weight_count(inputs, hidden, layers)
     if weights.shape != (expected,):
         raise AmpnetError(f"{where}: {weights.size} weights but its LSTM config needs {expected}")
+    # NAM's engine starts from the file's h0/c0 and prewarms half a second of silence
+    # (one sample when the file gives no rate): ampnet plays it the same way
+    rate = data.get("sample_rate")
+    settle = int(0.5 * rate) if isinstance(rate, int | float) and rate > 0 else 1
     model = LSTM(
-        input_size=inputs, hidden_size=hidden, num_layers=layers, input_skip=False, burn_in=0
+        input_size=inputs,
+        hidden_size=hidden,
+        num_layers=layers,
+        input_skip=False,
+        burn_in=0,
+        settle=settle,
     )
     load_lstm_weights(model, weights)
     return model

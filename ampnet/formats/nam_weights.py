@@ -32,14 +32,17 @@ def wavenet_weights(model: WaveNet) -> np.ndarray:
 def lstm_weights(model: LSTM) -> np.ndarray:
     """NAM's LSTM order: per layer ``[W_ih W_hh]``, ``b_ih + b_hh``, ``h0``, ``c0``; then the head.
 
-    The input skip is not part of the layout (NAM's LSTM has none).
+    ``h0``/``c0`` hold the state after silence (:meth:`~ampnet.models.LSTM.initial_state`,
+    as NAM's trainer writes them), so a player starts where ampnet does. The input skip
+    is not part of the layout (NAM's LSTM has none).
     """
     lstm = model.lstm
+    h0, c0 = (s[:, 0] for s in model.initial_state())
     parts: list[np.ndarray] = []
     for i in range(model.num_layers):
         w_ih, w_hh = getattr(lstm, f"weight_ih_l{i}"), getattr(lstm, f"weight_hh_l{i}")
         bias = getattr(lstm, f"bias_ih_l{i}") + getattr(lstm, f"bias_hh_l{i}")
-        parts += _flat(torch.cat([w_ih, w_hh], dim=1), bias, model.h0[i], model.c0[i])
+        parts += _flat(torch.cat([w_ih, w_hh], dim=1), bias, h0[i], c0[i])
     parts += _flat(model.head.weight, model.head.bias)
     return np.concatenate(parts).astype(np.float32)
 

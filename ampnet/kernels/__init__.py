@@ -26,9 +26,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
 from ampnet.models import LSTM, WaveNet
+from ampnet.models.knobs import silence
 
 SOURCE = Path(__file__).with_name("amp.c")
 COMPILE_TIMEOUT = 180  # seconds; a compiler that hangs must not hang the player
@@ -152,6 +154,7 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long, ctypes.c_int]
         lib.lstm_create.restype = ctypes.c_void_p
         lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
+        lib.lstm_set_start.argtypes = [ctypes.c_void_p, _float_p, _float_p]
         for name in ("wavenet", "lstm"):
             getattr(lib, f"{name}_process").argtypes = [
                 _addr,
@@ -271,6 +274,7 @@ class NativeModel:
         if not self._handle:
             raise ValueError(f"the native kernel refused this {type(model).__name__}'s layout")
         self.channels = model.input_channels
+        self._model, self._max_block = model, max_block
         self._process = getattr(lib, f"{self._kind}_process")
 
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -288,8 +292,23 @@ class NativeModel:
         stride, process, handle = x.strides[0] // 4, self._process, self._handle
         return lambda n: process(handle, x_addr, stride, out_addr, n)
 
-    def reset(self) -> None:
+    def reset(self, knobs: np.ndarray | None = None) -> None:
+        """Back to the state after silence, knobs held at ``knobs`` ``(n_knobs,)`` (zeros if
+        None): the kernel's own reset is silence with every knob at 0."""
         getattr(self._lib, f"{self._kind}_reset")(self._handle)
+        if self.channels == 1:
+            return
+        knobs = np.zeros(self.channels - 1, np.float32) if knobs is None else knobs
+        if self._kind == "lstm":  # its state after silence depends on the knobs: set it
+            start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
+            h, c = (np.ascontiguousarray(s[:, 0].numpy(), dtype=np.float32) for s in start)
+            self._lib.lstm_set_start(self._handle, _ptr(h), _ptr(c))
+        elif knobs.any():  # a WaveNet remembers its last receptive_field - 1 inputs: replay them
+            quiet = silence(torch.from_numpy(knobs)[None], self._max_block)[0].numpy()
+            sink = np.empty(self._max_block, np.float32)
+            run = self.bind(quiet, sink)
+            for done in range(0, self._model.receptive_field - 1, self._max_block):
+                run(min(self._max_block, self._model.receptive_field - 1 - done))
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None

@@ -482,6 +482,17 @@ void lstm_reset(void *handle) {
     memcpy(m->c, m->c0, sizeof(float) * (size_t)m->n_layers * m->hp);
 }
 
+/* Start from (h, c) from now on (each n_layers x hidden, row-major): a state after silence
+ * that depends on the knobs, computed by the caller. */
+void lstm_set_start(void *handle, const float *h, const float *c) {
+    Lstm *m = (Lstm *)handle;
+    for (int l = 0; l < m->n_layers; l++) {
+        memcpy(m->h0 + (size_t)l * m->hp, h + (size_t)l * m->hidden, sizeof(float) * m->hidden);
+        memcpy(m->c0 + (size_t)l * m->hp, c + (size_t)l * m->hidden, sizeof(float) * m->hidden);
+    }
+    lstm_reset(m);
+}
+
 /* weights: NAM's LSTM order (per layer [W_ih W_hh] (4H x (in + H), row-major, gates i f g o),
  * b_ih + b_hh, h0, c0; then the head's W (H) and b). */
 void *lstm_create(int input_size, int hidden, int n_layers, int skip, const float *weights, long n_weights) {

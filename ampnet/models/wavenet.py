@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .knobs import knob_names, pad_silence
+from .knobs import knob_names, pad_silence, silence
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "Tanh": nn.Tanh,
@@ -266,16 +266,22 @@ class WaveNet(nn.Module):
         return model
 
     @torch.no_grad()
-    def initial_state(self, batch: int = 1) -> list[list[torch.Tensor]]:
-        """Per-layer input histories as they are after silence (every knob at 0).
+    def initial_state(
+        self, batch: int = 1, knobs: torch.Tensor | None = None
+    ) -> list[list[torch.Tensor]]:
+        """Per-layer input histories as they are after silence, knobs held at ``knobs``
+        (batch, n_knobs; zeros if None).
 
         Layers have biases, so a silent input does not leave zeros in them; running
-        ``receptive_field - 1`` samples of silence from zeroed histories settles them.
+        ``receptive_field - 1`` samples of silence from zeroed histories settles them
+        exactly (a WaveNet remembers nothing older).
         """
         ref = next(self.parameters())
         state = [
             [ref.new_zeros(batch, a.channels, (a.kernel_size - 1) * d) for d in a.dilations]
             for a in self.layer_arrays
         ]
-        self(ref.new_zeros(batch, self.input_channels, self.receptive_field - 1), state=state)
+        if knobs is None:
+            knobs = ref.new_zeros(batch, self.input_channels - 1)
+        self(silence(knobs.to(ref), self.receptive_field - 1), state=state)
         return state

@@ -1,0 +1,160 @@
+"""The players' own engines as judges: NAM's C++ core (``../shared/nam-core``) and RTNeural
+with AIDA-X's and Proteus/NeuralPi's loaders (``../shared/rtneural``). What ampnet exports
+must play there as ampnet plays it, and what plays there ampnet must play the same way.
+
+The engines are built with their own ``build.sh`` (cached after the first build); a test
+is skipped, saying why, only when that build is impossible here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ampnet.export import START_SECONDS
+from ampnet.formats import aidax, load_model_file, nam, proteus
+from ampnet.models import LSTM
+from ampnet.stream import Streamer, render
+
+from .conftest import SHARED
+
+pytestmark = pytest.mark.slow  # builds two C++ engines once, then runs them as processes
+
+ENGINES = SHARED.parent  # ../shared: nam-core/ and rtneural/ beside data/
+RATE = 48000
+
+
+@cache
+def engine(name: str) -> str | None:
+    """The engine's command-line tool, built by its own build.sh; None with the reason printed."""
+    script = ENGINES / name / "build.sh"
+    if not script.is_file():
+        return None
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        print(f"{name} build failed: {result.stderr[-500:]}")
+        return None
+    return result.stdout.strip().splitlines()[-1]
+
+
+def tool(name: str) -> str:
+    path = engine(name)
+    if path is None:
+        pytest.skip(f"{ENGINES / name}/build.sh cannot build the engine here (see the output)")
+    return path
+
+
+def play(command: list[str], x: np.ndarray, tmp_path: Path) -> np.ndarray:
+    """Render ``x`` through an engine's tool; the tool's own load check must pass cleanly."""
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="FLOAT")
+    result = subprocess.run(
+        [*command, str(tmp_path / "in.wav"), str(tmp_path / "out.wav")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # RTNeural reports a layer it could not load on stdout and carries on with zeros
+    assert "Wrong" not in result.stdout and "Incorrect" not in result.stdout, result.stdout
+    return sf.read(tmp_path / "out.wav", dtype="float32")[0]
+
+
+def di(seconds: float = 1.5) -> np.ndarray:
+    """Real playing when the shared DI is here, a synthetic performance otherwise."""
+    if (SHARED / "di.wav").is_file():
+        return sf.read(SHARED / "di.wav", dtype="float32")[0][: int(seconds * RATE)]
+    from ampnet.data.synth import synth_di
+
+    return synth_di(seconds=seconds, seed=3)
+
+
+def lstm(hidden: int, skip: bool, seed: int = 0) -> LSTM:
+    torch.manual_seed(seed)
+    model = LSTM(hidden_size=hidden, input_skip=skip).eval()
+    with torch.no_grad():  # larger weights than at init: a nonlinear, slower-settling model
+        for p in model.parameters():
+            p.mul_(2.0)
+    return model
+
+
+def write(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("hidden, skip", [(8, True), (24, True), (24, False), (40, True)])
+def test_aidax_exports_play_in_aidax_equal_to_ampnet_from_the_first_sample(hidden, skip, tmp_path):
+    model, x = lstm(hidden, skip), di()
+    path = write(tmp_path / "m.aidax.json", aidax.lstm_to_aidax(model, RATE))
+    played = play([tool("rtneural"), "aidax", str(path)], x, tmp_path)
+    ours = render(model, x)
+    np.testing.assert_allclose(played, ours, rtol=0, atol=1e-5)
+    # and ampnet plays the file the way AIDA-X does (zero state, 2048 samples of silence)
+    np.testing.assert_allclose(render(load_model_file(path).model, x), played, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_proteus_exports_play_in_proteus_as_ampnet_reads_them(skip, tmp_path):
+    model, x = lstm(24, skip), di()
+    path = write(tmp_path / "m.json", proteus.lstm_to_proteus(model, RATE))
+    played = play([tool("rtneural"), "proteus", str(path)], x, tmp_path)
+    # from the first sample, as ampnet reads the file: Proteus starts from the zero state ...
+    np.testing.assert_allclose(render(load_model_file(path).model, x), played, rtol=0, atol=1e-5)
+    # ... which only the start of the performance hears: after it, ampnet's model itself
+    start = int(START_SECONDS * RATE)
+    np.testing.assert_allclose(played[start:], render(model, x)[start:], rtol=0, atol=1e-5)
+    assert np.abs(played[:start] - render(model, x)[:start]).max() > 1e-4  # the start does differ
+
+
+needs_captures = pytest.mark.skipif(
+    not (SHARED / "captures").is_dir(), reason=f"no shared captures at {SHARED / 'captures'}"
+)
+
+
+@needs_captures
+@pytest.mark.parametrize("name", ["TS9_HighDrive", "BlackstarHT40_AmpHighGain"])
+def test_shared_captures_play_as_proteus_plays_them_and_convert_for_aidax(name, tmp_path):
+    capture, x = SHARED / "captures" / f"{name}.json", di()
+    played = play([tool("rtneural"), "proteus", str(capture)], x, tmp_path)
+    model = load_model_file(capture).model
+    np.testing.assert_allclose(render(model, x), played, rtol=0, atol=1e-5)
+    converted = write(tmp_path / "c.aidax.json", aidax.lstm_to_aidax(model, RATE))
+    in_aidax = play([tool("rtneural"), "aidax", str(converted)], x, tmp_path)
+    ours = render(load_model_file(converted).model, x)
+    # The HT40 capture's state keeps drifting on silence (measured: its output moves by
+    # 5e-6 between 1 s and 10 s of it), so float rounding in AIDA-X's 2048-sample pre-roll
+    # shows up as 1.7e-5 here; the ESR says it is rounding, not a different model.
+    assert np.abs(ours - in_aidax).max() <= 5e-5
+    assert np.sum((ours - in_aidax) ** 2) / np.sum(in_aidax**2) <= 1e-9
+
+
+def test_nam_lstm_exports_play_in_nams_engine_equal_to_ampnet_from_the_first_sample(tmp_path):
+    model, x = lstm(24, skip=False), di()
+    path = write(tmp_path / "m.nam", nam.to_nam(model, RATE))
+    played = play([tool("nam-core"), "render", str(path)], x, tmp_path)  # exact tanh, prewarm on
+    np.testing.assert_allclose(played, render(model, x), rtol=0, atol=1e-5)
+
+
+def test_nams_own_lstm_plays_as_its_engine_plays_it():
+    example = ENGINES / "nam-core" / "examples" / "lstm.nam"
+    if not example.is_file():
+        pytest.skip(f"{example} not found")
+    x = sf.read(ENGINES / "nam-core" / "golden" / "input.wav", dtype="float32")[0]
+    golden = sf.read(ENGINES / "nam-core" / "golden" / "lstm.wav", dtype="float32")[0]
+    for sizes in ([64], [1], [63, 4096]):
+        streamer = Streamer.from_file(example, max_block=4096)
+        y, pos, i = [], 0, 0
+        while pos < len(x):
+            n = sizes[i % len(sizes)]
+            y.append(streamer.process(x[pos : pos + n]))
+            pos, i = pos + n, i + 1
+        y = np.concatenate(y)
+        esr = float(np.sum((y - golden) ** 2) / np.sum(golden**2))
+        assert esr <= 1e-8 and np.abs(y - golden).max() <= 1e-4, (sizes, esr)
