@@ -23,7 +23,7 @@ from ampnet.formats import aidax, load_model_file, nam, proteus
 from ampnet.models import LSTM
 from ampnet.stream import Streamer, render
 
-from .conftest import SHARED
+from .conftest import SHARED, run_module
 
 pytestmark = pytest.mark.slow  # builds two C++ engines once, then runs them as processes
 
@@ -158,3 +158,19 @@ def test_nams_own_lstm_plays_as_its_engine_plays_it():
         y = np.concatenate(y)
         esr = float(np.sum((y - golden) ** 2) / np.sum(golden**2))
         assert esr <= 1e-8 and np.abs(y - golden).max() <= 1e-4, (sizes, esr)
+
+
+def test_export_converts_a_proteus_file_into_one_aidax_loads(tmp_path):
+    model, x = lstm(16, skip=True, seed=2), di()
+    source = write(tmp_path / "capture.json", proteus.lstm_to_proteus(model, RATE))
+    result = run_module("ampnet.export", f"ckpt={source}", "formats=[aidax]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "export" / "capture"
+    card = json.loads((out / "model_card.json").read_text())
+    start = card["files"]["aidax"]["start"]  # Proteus starts from zero, AIDA-X after a pre-roll
+    assert start["first_10ms_max_abs_diff"] > 1e-4 and card["files"]["aidax"]["max_abs_diff"] < 1e-6
+    assert "note:" in result.stdout
+    played = play([tool("rtneural"), "aidax", str(out / "capture.aidax.json")], x, tmp_path)
+    np.testing.assert_allclose(
+        render(load_model_file(out / "capture.aidax.json").model, x), played, rtol=0, atol=1e-5
+    )
