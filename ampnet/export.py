@@ -103,7 +103,7 @@ FORMATS = {
     "nam": _file_format(
         ".nam", nam.unfit_reason, nam.to_nam, "the NAM plugin (NeuralAmpModelerCore) and NAM"
     ),
-    "aidax": _file_format(".aidax.json", aidax.unfit_reason, aidax.lstm_to_aidax, "AIDA-X"),
+    "aidax": _file_format(".aidax.json", aidax.unfit_reason, aidax.to_aidax, "AIDA-X"),
     "proteus": _file_format(
         ".proteus.json",
         proteus.unfit_reason,

@@ -28,7 +28,7 @@ from torch import nn
 from ampnet import kernels
 from ampnet.errors import AmpnetError
 from ampnet.formats import load_model_file
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import WaveNet
 from ampnet.models.knobs import RANGE, SettingError, check_setting, silence
 
 
@@ -131,8 +131,8 @@ class Streamer:
         backend: str = "auto",
         device: str = "cpu",
     ):
-        if not isinstance(model, WaveNet | LSTM):
-            raise TypeError(f"cannot stream a {type(model).__name__}")
+        if not hasattr(model, "initial_state"):
+            raise TypeError(f"cannot stream a {type(model).__name__}: it has no initial_state")
         self.model = model.eval()
         self.sample_rate = sample_rate
         self.input_gain = np.float32(10.0 ** (input_gain_db / 20.0))

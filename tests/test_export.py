@@ -13,7 +13,7 @@ from ampnet.data.synth import synth_di
 from ampnet.errors import AmpnetError
 from ampnet.export import loudness_and_gain
 from ampnet.formats import load_model_file
-from ampnet.formats.aidax import lstm_from_aidax, lstm_to_aidax
+from ampnet.formats.aidax import from_aidax, to_aidax
 from ampnet.formats.aidax import unfit_reason as aidax_unfit
 from ampnet.formats.nam import model_from_nam, to_nam
 from ampnet.formats.proteus import lstm_from_proteus, lstm_to_proteus
@@ -198,10 +198,10 @@ def test_proteus_export_then_import_is_exact(skip, inputs):
 def test_aidax_export_then_import_plays_as_aidax_does(skip, knobs):
     torch.manual_seed(6)
     model = LSTM(hidden_size=16, input_skip=skip, params=knobs or None).eval()
-    data = json.loads(json.dumps(lstm_to_aidax(model, 44100)))
+    data = json.loads(json.dumps(to_aidax(model, 44100)))
     assert data["in_shape"][-1] == 1 + len(knobs) and data["in_skip"] == int(skip)
     assert [layer["type"] for layer in data["layers"]] == ["lstm", "dense"]
-    back, rate, gain_db = lstm_from_aidax(data)
+    back, rate, gain_db = from_aidax(data)
     assert rate == 44100 and gain_db == 0.0 and back.params == (knobs or [])
     assert back.settle == 2048  # AIDA-X: reset to zero, then 2048 samples of silence
     x = torch.randn(1, 1 + len(knobs), 3000) * 0.3
@@ -212,15 +212,15 @@ def test_aidax_export_then_import_plays_as_aidax_does(skip, knobs):
 def test_aidax_gains_are_read_as_aidax_applies_them():
     torch.manual_seed(7)
     model = LSTM(hidden_size=8, input_skip=False).eval()
-    data = {**lstm_to_aidax(model, 48000), "in_gain": 6.0, "out_gain": -6.0}
-    back, _, gain_db = lstm_from_aidax(data)
+    data = {**to_aidax(model, 48000), "in_gain": 6.0, "out_gain": -6.0}
+    back, _, gain_db = from_aidax(data)
     assert gain_db == 6.0  # applied before the model, like ampnet's input gain
     x = torch.randn(1, 1, 2000) * 0.1
     with torch.no_grad():
         expected = 10 ** (-6 / 20) * model(x)  # no skip: the output gain scales the head
         np.testing.assert_allclose(back(x).numpy(), expected.numpy(), rtol=0, atol=1e-6)
     with pytest.raises(AmpnetError, match="out_gain=-6.0 dB with in_skip is not supported"):
-        lstm_from_aidax({**data, "in_skip": 1})
+        from_aidax({**data, "in_skip": 1})
 
 
 @pytest.mark.parametrize(
@@ -234,7 +234,7 @@ def test_aidax_gains_are_read_as_aidax_applies_them():
 def test_what_aidax_cannot_play_is_refused_by_name(model, expected):
     assert expected in aidax_unfit(model)
     with pytest.raises(AmpnetError, match=expected):
-        lstm_to_aidax(model, 48000)
+        to_aidax(model, 48000)
 
 
 @pytest.mark.parametrize("kind", ["wavenet", "lstm"])

@@ -86,6 +86,8 @@ from ampnet.stream import Streamer
 from tests.test_stream import models, offline, signal, stream
 assert kernels.available()
 for name, model in models().items():
+    if kernels.unsupported(model):  # the GRU has no kernel yet
+        continue
     x = signal(5000)
     y = stream(Streamer(model, max_block=256, backend="native"), x, [1, 63, 64, 700])
     err = float(np.abs(y - offline(model, x)).max())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ampnet.models import LSTM, WaveNet, build_model
+from ampnet.models import GRU, LSTM, WaveNet, build_model
 
 from .test_configs import compose_train
 
@@ -46,10 +46,15 @@ def small_wavenet(**overrides) -> WaveNet:
 
 def models():
     torch.manual_seed(0)
-    return [small_wavenet(), small_wavenet(gated=False), LSTM(hidden_size=8).eval()]
+    return [
+        small_wavenet(),
+        small_wavenet(gated=False),
+        LSTM(hidden_size=8).eval(),
+        GRU(hidden_size=8).eval(),
+    ]
 
 
-@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm", "gru"])
 def test_output_before_a_perturbation_does_not_move(model):
     x = torch.randn(1, 1, 400)
     with torch.no_grad():
@@ -135,7 +140,7 @@ def test_lstm_state_carries_across_calls():
     torch.testing.assert_close(torch.cat([a, b], -1), whole, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm", "gru"])
 def test_config_rebuilds_the_same_network(model):
     rebuilt = build_model(model.config())
     rebuilt.load_state_dict(model.state_dict(), strict=True)
@@ -144,7 +149,7 @@ def test_config_rebuilds_the_same_network(model):
         torch.testing.assert_close(rebuilt.eval()(x, pad_start=True), model(x, pad_start=True))
 
 
-@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm"])
+@pytest.mark.parametrize("model", models(), ids=["wavenet_mixed", "wavenet_plain", "lstm", "gru"])
 def test_a_folded_input_gain_plays_the_raw_input_like_the_gain_did(model):
     if getattr(model, "input_skip", False):
         with pytest.raises(ValueError, match="input skip"):

@@ -20,7 +20,7 @@ import torch
 
 from ampnet.export import START_SECONDS
 from ampnet.formats import aidax, load_model_file, nam, proteus
-from ampnet.models import LSTM
+from ampnet.models import GRU, LSTM
 from ampnet.stream import Streamer, render
 
 from .conftest import SHARED, run_module
@@ -42,6 +42,26 @@ def engine(name: str) -> str | None:
         print(f"{name} build failed: {result.stderr[-500:]}")
         return None
     return result.stdout.strip().splitlines()[-1]
+
+
+@cache
+def gru_harness(folder: str) -> str | None:
+    """tests/engines/rtneural_gru.cpp built against the shared RTNeural (AIDA-X's loader steps
+    for a GRU, which the shared tool does not play); None when it cannot be built here."""
+    if engine("rtneural") is None:  # its build.sh brings the Eigen headers
+        return None
+    binary = Path(folder) / "rtneural_gru"
+    result = subprocess.run(
+        ["g++", "-O2", "-std=c++17", "-w", "-DRTNEURAL_USE_EIGEN=1",
+         "-DRTNEURAL_DEFAULT_ALIGNMENT=16", f"-I{ENGINES / 'rtneural' / 'src'}",
+         "-isystem", "/usr/include/eigen3", str(Path(__file__).parent / "engines" / "rtneural_gru.cpp"),
+         "-o", str(binary)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        print(f"rtneural_gru build failed: {result.stderr[-500:]}")
+        return None
+    return str(binary)
 
 
 def tool(name: str) -> str:
@@ -92,7 +112,7 @@ def write(path: Path, data: dict) -> Path:
 @pytest.mark.parametrize("hidden, skip", [(8, True), (24, True), (24, False), (40, True)])
 def test_aidax_exports_play_in_aidax_equal_to_ampnet_from_the_first_sample(hidden, skip, tmp_path):
     model, x = lstm(hidden, skip), di()
-    path = write(tmp_path / "m.aidax.json", aidax.lstm_to_aidax(model, RATE))
+    path = write(tmp_path / "m.aidax.json", aidax.to_aidax(model, RATE))
     played = play([tool("rtneural"), "aidax", str(path)], x, tmp_path)
     ours = render(model, x)
     np.testing.assert_allclose(played, ours, rtol=0, atol=1e-5)
@@ -125,7 +145,7 @@ def test_shared_captures_play_as_proteus_plays_them_and_convert_for_aidax(name, 
     played = play([tool("rtneural"), "proteus", str(capture)], x, tmp_path)
     model = load_model_file(capture).model
     np.testing.assert_allclose(render(model, x), played, rtol=0, atol=1e-5)
-    converted = write(tmp_path / "c.aidax.json", aidax.lstm_to_aidax(model, RATE))
+    converted = write(tmp_path / "c.aidax.json", aidax.to_aidax(model, RATE))
     in_aidax = play([tool("rtneural"), "aidax", str(converted)], x, tmp_path)
     ours = render(load_model_file(converted).model, x)
     # The HT40 capture's state keeps drifting on silence (measured: its output moves by
@@ -174,3 +194,25 @@ def test_export_converts_a_proteus_file_into_one_aidax_loads(tmp_path):
     np.testing.assert_allclose(
         render(load_model_file(out / "capture.aidax.json").model, x), played, rtol=0, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_gru_exports_play_as_aidax_plays_them_equal_to_ampnet(skip, tmp_path_factory, tmp_path):
+    harness = gru_harness(str(tmp_path_factory.getbasetemp()))
+    if harness is None:
+        pytest.skip("tests/engines/rtneural_gru.cpp cannot be built here (see the output)")
+    torch.manual_seed(1)
+    model, x = GRU(hidden_size=16, input_skip=skip).eval(), di()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    path = write(tmp_path / "g.aidax.json", aidax.to_aidax(model, RATE))
+    x.tofile(tmp_path / "in.f32")
+    result = subprocess.run(
+        [harness, str(path), str(tmp_path / "in.f32"), str(tmp_path / "out.f32")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "Wrong" not in result.stdout, result.stderr + result.stdout
+    played = np.fromfile(tmp_path / "out.f32", dtype=np.float32)
+    np.testing.assert_allclose(played, render(model, x), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(render(load_model_file(path).model, x), played, rtol=0, atol=1e-5)

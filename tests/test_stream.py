@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ampnet import kernels
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import GRU, LSTM, WaveNet
 from ampnet.stream import Streamer, render
 
 MIXED = [
@@ -47,6 +47,7 @@ def models():
             [{**MIXED[0], "activation": "ReLU"}, {**MIXED[1], "activation": "SiLU"}]
         ).eval(),
         "lstm": LSTM(hidden_size=12, num_layers=2).eval(),
+        "gru": GRU(hidden_size=12, num_layers=2).eval(),
     }
 
 
@@ -69,13 +70,17 @@ def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", ["wavenet", "wavenet_relu", "lstm"])
+@pytest.mark.parametrize("name", ["wavenet", "wavenet_relu", "lstm", "gru"])
 @pytest.mark.parametrize(
     "sizes", [[1], [2], [63], [64], [128], [4096], [1, 7, 64, 300, 2, 4096, 33]]
 )
 def test_stream_equals_offline_for_any_block_sizes(name, sizes, backend):
     model = models()[name]
     x = signal(6000 if sizes != [1] else 1500)
+    if backend == "native" and kernels.unsupported(model):  # asked for, it says why not
+        with pytest.raises(RuntimeError, match="no native kernel for a GRU"):
+            Streamer(model, backend=backend)
+        backend = "torch"
     streamer = Streamer(model, max_block=512, backend=backend)
     assert streamer.backend == backend
     np.testing.assert_allclose(stream(streamer, x, sizes), offline(model, x), rtol=0, atol=1e-5)

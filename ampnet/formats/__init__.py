@@ -16,7 +16,7 @@ from torch import nn
 from ampnet.checkpoints import load_model
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
-from ampnet.formats.aidax import is_aidax, lstm_from_aidax
+from ampnet.formats.aidax import from_aidax, is_aidax
 from ampnet.formats.nam import model_from_nam
 from ampnet.formats.proteus import lstm_from_proteus
 
@@ -72,7 +72,7 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
     if suffix == ".json":  # AIDA-X's layout, or Proteus / NeuralPi's: told apart by their keys
         data = read_json(path)
         if is_aidax(data):
-            model, rate, gain_db = lstm_from_aidax(data, str(path))
+            model, rate, gain_db = from_aidax(data, str(path))
             return LoadedModel(model, rate, gain_db, str(path), data.get("metadata") or {})
         model, rate = lstm_from_proteus(data, str(path))
         return LoadedModel(model, rate, 0.0, str(path), {})

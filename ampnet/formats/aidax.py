@@ -1,4 +1,4 @@
-"""The model JSON that AIDA-X loads: RTNeural's own layout (one LSTM layer and a dense head).
+"""The model JSON that AIDA-X loads: RTNeural's own layout (one LSTM or GRU layer, a dense head).
 
 Layout (what AIDA-X's ``loadModelFromStream`` reads; RTNeural's ``parseJson`` the layers)::
 
@@ -6,18 +6,20 @@ Layout (what AIDA-X's ``loadModelFromStream`` reads; RTNeural's ``parseJson`` th
      "in_skip": 1, "in_gain": 0.0, "out_gain": 0.0,                  # gains in dB
      "layers": [
        {"type": "lstm", "activation": "", "shape": [null, null, H],
-        "weights": [W (N x 4H), U (H x 4H), b (4H)]},
+        "weights": [W (N x 4H), U (H x 4H), b (4H)]},    # or "gru": W (N x 3H), U, B (2 x 3H)
        {"type": "dense", "activation": "", "shape": [null, null, 1],
         "weights": [K (H x 1), c (1)]}],
      "metadata": {"samplerate": 48000, "params": ["drive"], ...}}   # AIDA-X ignores it
 
-``W`` and ``U`` are PyTorch's ``weight_ih`` and ``weight_hh`` transposed (gates i, f, g, o
-in both), ``b = b_ih + b_hh``, ``K`` the head's weight transposed. The player computes
+``W`` and ``U`` are PyTorch's ``weight_ih`` and ``weight_hh`` transposed (LSTM gates i, f,
+g, o in both), ``b = b_ih + b_hh``, ``K`` the head's weight transposed. A GRU layer keeps
+its two biases apart (``B = [b_ih, b_hh]``: the recurrent one sits inside the reset gate)
+and orders its gates z, r, n where PyTorch has r, z, n. The player computes
 ``y = out_gain * (net(in_gain * x) + in_skip * in_gain * x)``; inputs 1 and 2 are its
-PARAM1 and PARAM2 knobs (0 to 1). It compiles one recurrent layer of 8, 12, 16, 20, 24,
-32, 40, 64 or 80 units (24 only in its newer builds) and refuses anything else.
+PARAM1 and PARAM2 knobs (0 to 1). It compiles one LSTM or GRU layer of 8, 12, 16, 20,
+24, 32, 40, 64 or 80 units (24 only in its newer builds) and refuses anything else.
 
-AIDA-X resets the LSTM to zero and pre-rolls 2048 samples of silence before the first
+AIDA-X resets the model to zero and pre-rolls 2048 samples of silence before the first
 sample (on load and on activation): ampnet reads such a file to play that way
 (``settle=2048``). Proteus and NeuralPi read another layout (:mod:`ampnet.formats.proteus`).
 """
@@ -32,24 +34,26 @@ import torch
 from ampnet import __version__
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
-from ampnet.models import LSTM
+from ampnet.models import GRU, LSTM
 from ampnet.models.knobs import check_names
 
-HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)  # the LSTM sizes AIDA-X compiles
+HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)  # the LSTM and GRU sizes AIDA-X compiles
+LAYERS = {"lstm": LSTM, "gru": GRU}
 MAX_INPUTS = 3  # the audio and AIDA-X's two knobs, PARAM1 and PARAM2
 PRE_ROLL = 2048  # samples of silence AIDA-X runs after a reset
 
 
 def unfit_reason(model) -> str | None:
     """Why AIDA-X cannot play ``model`` (None when it can)."""
-    if not isinstance(model, LSTM):
-        return f"AIDA-X plays recurrent models (RTNeural), not a {type(model).__name__}"
+    kind = type(model).__name__
+    if type(model) not in LAYERS.values():
+        return f"AIDA-X plays LSTM and GRU models (RTNeural), not a {kind}"
     if model.num_layers != 1:
-        return f"AIDA-X plays one recurrent layer and this LSTM has {model.num_layers}"
+        return f"AIDA-X plays one recurrent layer and this {kind} has {model.num_layers}"
     if model.hidden_size not in HIDDEN_SIZES:
         sizes = ", ".join(map(str, HIDDEN_SIZES))
         return (
-            f"AIDA-X compiles LSTMs of {sizes} units and this one has {model.hidden_size} "
+            f"AIDA-X compiles {kind}s of {sizes} units and this one has {model.hidden_size} "
             "(train with model.hidden_size set to one of them)"
         )
     if model.input_size > MAX_INPUTS:
@@ -60,15 +64,37 @@ def unfit_reason(model) -> str | None:
     return None
 
 
-def lstm_to_aidax(model: LSTM, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
-    """The AIDA-X (RTNeural) dict of an ampnet LSTM; one clear error for what AIDA-X cannot play."""
+def _plain(tensor: torch.Tensor) -> list:
+    return tensor.detach().cpu().float().tolist()
+
+
+def _swap_rz(a: torch.Tensor) -> torch.Tensor:
+    """PyTorch's GRU gate blocks r, z, n along the last axis as RTNeural's z, r, n (and back)."""
+    r, z, n = a.chunk(3, dim=-1)
+    return torch.cat([z, r, n], dim=-1)
+
+
+def _recurrent_weights(model) -> list:
+    rnn = model.rnn
+    if isinstance(model, GRU):
+        return [
+            _plain(_swap_rz(rnn.weight_ih_l0.T)),
+            _plain(_swap_rz(rnn.weight_hh_l0.T)),
+            [_plain(_swap_rz(rnn.bias_ih_l0)), _plain(_swap_rz(rnn.bias_hh_l0))],
+        ]
+    return [
+        _plain(rnn.weight_ih_l0.T),
+        _plain(rnn.weight_hh_l0.T),
+        _plain(rnn.bias_ih_l0 + rnn.bias_hh_l0),
+    ]
+
+
+def to_aidax(model, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
+    """The AIDA-X (RTNeural) dict of an ampnet LSTM or GRU; one clear error for what AIDA-X
+    cannot play."""
     why = unfit_reason(model)
     if why is not None:
         raise AmpnetError(why)
-    lstm = model.lstm
-
-    def plain(tensor: torch.Tensor) -> list:
-        return tensor.detach().cpu().float().tolist()
 
     meta = {**dict(metadata or {}), "ampnet": __version__}
     if sample_rate is not None:
@@ -82,20 +108,16 @@ def lstm_to_aidax(model: LSTM, sample_rate: int | None, metadata: Mapping | None
         "out_gain": 0.0,
         "layers": [
             {
-                "type": "lstm",
+                "type": model.cell,
                 "activation": "",
                 "shape": [None, None, model.hidden_size],
-                "weights": [
-                    plain(lstm.weight_ih_l0.T),
-                    plain(lstm.weight_hh_l0.T),
-                    plain(lstm.bias_ih_l0 + lstm.bias_hh_l0),
-                ],
+                "weights": _recurrent_weights(model),
             },
             {
                 "type": "dense",
                 "activation": "",
                 "shape": [None, None, 1],
-                "weights": [plain(model.head.weight.T), plain(model.head.bias)],
+                "weights": [_plain(model.head.weight.T), _plain(model.head.bias)],
             },
         ],
         "metadata": meta,
@@ -117,8 +139,8 @@ def _array(value, shape: tuple[int, ...], what: str, where: str) -> torch.Tensor
     return array
 
 
-def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int, float]:
-    """ampnet's LSTM, sample rate and input gain (dB) for an AIDA-X dict, settling on
+def from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM | GRU, int, float]:
+    """ampnet's LSTM or GRU, sample rate and input gain (dB) for an AIDA-X dict, settling on
     2048 samples of silence as AIDA-X does; one clear error for what ampnet cannot play."""
     try:
         inputs = int(data["in_shape"][-1])
@@ -129,9 +151,10 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int,
         out_gain = float(data.get("out_gain", 0.0) or 0.0)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise AmpnetError(f"{where}: incomplete RTNeural model ({err})") from None
-    if kinds != ["lstm", "dense"]:
+    if len(kinds) != 2 or kinds[0] not in LAYERS or kinds[1] != "dense":
         raise AmpnetError(
-            f"{where}: layers {kinds} are not supported; ampnet reads one lstm layer and a dense head"
+            f"{where}: layers {kinds} are not supported; ampnet reads one lstm or gru layer "
+            "and a dense head"
         )
     if skip not in (0, 1):
         raise AmpnetError(f"{where}: in_skip={skip} is not supported (0 or 1)")
@@ -151,7 +174,7 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int,
         check_names(names)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise AmpnetError(f"{where}: cannot be read ({err})") from None
-    model = LSTM(
+    model = LAYERS[kinds[0]](
         input_size=inputs,
         hidden_size=hidden,
         input_skip=bool(skip),
@@ -160,14 +183,24 @@ def lstm_from_aidax(data: Mapping, where: str = "JSON file") -> tuple[LSTM, int,
         settle=PRE_ROLL,
     )
     rec, head = layers[0].get("weights"), layers[1].get("weights")
+    kind = kinds[0]
     if not isinstance(rec, list) or len(rec) != 3 or not isinstance(head, list) or not head:
-        raise AmpnetError(f"{where}: the lstm layer needs [W, U, b] and the dense layer [K, c]")
+        raise AmpnetError(f"{where}: the {kind} layer needs [W, U, b] and the dense layer [K, c]")
     with torch.no_grad():
-        lstm = model.lstm
-        lstm.weight_ih_l0.copy_(_array(rec[0], (inputs, 4 * hidden), "lstm W", where).T)
-        lstm.weight_hh_l0.copy_(_array(rec[1], (hidden, 4 * hidden), "lstm U", where).T)
-        lstm.bias_ih_l0.copy_(_array(rec[2], (4 * hidden,), "lstm b", where))
-        lstm.bias_hh_l0.zero_()
+        rnn = model.rnn
+        if kind == "gru":
+            gates = 3 * hidden
+            rnn.weight_ih_l0.copy_(_swap_rz(_array(rec[0], (inputs, gates), "gru W", where)).T)
+            rnn.weight_hh_l0.copy_(_swap_rz(_array(rec[1], (hidden, gates), "gru U", where)).T)
+            biases = _array(rec[2], (2, gates), "gru B", where)
+            rnn.bias_ih_l0.copy_(_swap_rz(biases[0]))
+            rnn.bias_hh_l0.copy_(_swap_rz(biases[1]))
+        else:
+            gates = 4 * hidden
+            rnn.weight_ih_l0.copy_(_array(rec[0], (inputs, gates), "lstm W", where).T)
+            rnn.weight_hh_l0.copy_(_array(rec[1], (hidden, gates), "lstm U", where).T)
+            rnn.bias_ih_l0.copy_(_array(rec[2], (gates,), "lstm b", where))
+            rnn.bias_hh_l0.zero_()
         gain = 10.0 ** (out_gain / 20.0)  # no skip here when out_gain is set: fold it in
         model.head.weight.copy_(gain * _array(head[0], (hidden, 1), "dense K", where).T)
         bias = _array(head[1], (1,), "dense c", where) if len(head) > 1 else torch.zeros(1)

@@ -24,13 +24,13 @@ import torch
 from torch import nn
 
 from ampnet.atomic import atomic_output
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import WaveNet
 
 
 class StreamingStep(nn.Module):
     """A model as one stateful step; the state is stored relative to the state after silence."""
 
-    def __init__(self, model: WaveNet | LSTM):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.eval()
         if isinstance(model, WaveNet):
@@ -67,8 +67,8 @@ class StreamingStep(nn.Module):
                 i += len(array.dilations)
             y = self.model(x, state=nested)
             return y, self._pack([h for array in nested for h in array])
-        y, (h, c) = self.model.forward_with_state(x, (parts[0], parts[1]))
-        return y, self._pack([h, c])
+        y, state = self.model.forward_with_state(x, tuple(parts))  # (h, c) or (h,)
+        return y, self._pack(list(state))
 
 
 def _example(step: StreamingStep, n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +76,7 @@ def _example(step: StreamingStep, n: int = 256) -> tuple[torch.Tensor, torch.Ten
     return 0.1 * torch.randn(1, channels, n), torch.zeros(1, step.state_size)
 
 
-def export_onnx(model: WaveNet | LSTM, path: str | Path) -> dict:
+def export_onnx(model: nn.Module, path: str | Path) -> dict:
     """Write the streaming step as ONNX (opset 17, dynamic block length); returns its signature."""
     step = StreamingStep(model)
     with atomic_output(path) as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -94,7 +94,7 @@ def export_onnx(model: WaveNet | LSTM, path: str | Path) -> dict:
     return signature(step)
 
 
-def export_torchscript(model: WaveNet | LSTM, path: str | Path) -> dict:
+def export_torchscript(model: nn.Module, path: str | Path) -> dict:
     """Write the streaming step as a traced TorchScript module; returns its signature."""
     step = StreamingStep(model)
     with torch.no_grad(), warnings.catch_warnings():

@@ -34,7 +34,7 @@ from ampnet.models.knobs import silence
 
 SOURCE = Path(__file__).with_name("amp.c")
 COMPILE_TIMEOUT = 180  # seconds; a compiler that hangs must not hang the player
-SLOWER = "streaming runs on PyTorch (correct, about 30x slower at small blocks)"
+SLOWER = "streaming runs on PyTorch (correct, but slower: about 30x for a WaveNet at small blocks)"
 
 
 class Unavailable(Exception):
@@ -235,9 +235,9 @@ def unsupported(model) -> str | None:
         if missing:
             return f"the native kernel has no {missing[0]} activation"
         return None
-    if isinstance(model, LSTM):
+    if type(model) is LSTM:
         return None
-    return f"there is no native kernel for a {type(model).__name__}"
+    return f"there is no native kernel for a {type(model).__name__} yet"
 
 
 class NativeModel:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from .gru import GRU
 from .lstm import LSTM
 from .wavenet import WaveNet
 
@@ -16,6 +17,8 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "ampnet.models.wavenet.WaveNet": WaveNet,
     "ampnet.models.LSTM": LSTM,
     "ampnet.models.lstm.LSTM": LSTM,
+    "ampnet.models.GRU": GRU,
+    "ampnet.models.gru.GRU": GRU,
 }
 
 
@@ -30,4 +33,4 @@ def build_model(config: Mapping) -> nn.Module:
     return MODEL_CLASSES[target](**config)
 
 
-__all__ = ["LSTM", "WaveNet", "MODEL_CLASSES", "build_model"]
+__all__ = ["GRU", "LSTM", "WaveNet", "MODEL_CLASSES", "build_model"]
