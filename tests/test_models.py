@@ -202,3 +202,11 @@ def test_an_lstm_settles_at_its_knob_setting_and_only_as_long_as_told():
     none = LSTM(hidden_size=8, settle=0).eval()
     h, c = none.initial_state()
     assert torch.equal(h, none.h0[:, None]) and torch.equal(c, none.c0[:, None])
+
+
+def test_recurrent_parameters_keep_their_order_cell_first():
+    # the optimiser state in a checkpoint follows this order, and so does the seeded init
+    names = [name for name, _ in LSTM(hidden_size=4).named_parameters()]
+    assert names[:4] == [f"lstm.{k}_l0" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert names[4:] == ["head.weight", "head.bias"]
+    assert [n for n, _ in GRU(hidden_size=4).named_parameters()][0] == "gru.weight_ih_l0"

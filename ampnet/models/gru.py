@@ -1,18 +1,16 @@
 """GRU amp model: ``y = linear(gru(x)) + x``, the AIDA-X / Proteus shape with GRU cells.
 
 How it starts (after silence) and trains is :mod:`ampnet.models.recurrent`'s. A GRU has
-one state vector per layer (an LSTM two), so it costs about three quarters of an LSTM of
-the same size.
+one state vector per layer (an LSTM two) and three gates (an LSTM four), so it costs
+about three quarters of an LSTM of the same size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from .recurrent import SETTLE, Recurrent, State
+from .recurrent import Recurrent, State
 
 
 class GRU(Recurrent):
@@ -21,18 +19,8 @@ class GRU(Recurrent):
     target = "ampnet.models.GRU"
     cell = "gru"
 
-    def __init__(
-        self,
-        input_size: int = 1,
-        hidden_size: int = 24,
-        num_layers: int = 1,
-        input_skip: bool = True,
-        burn_in: int = 4096,
-        params: Sequence[str] | None = None,
-        settle: int = SETTLE,
-    ):
-        super().__init__(input_size, hidden_size, num_layers, input_skip, burn_in, params, settle)
-        self.gru = nn.GRU(self.input_size, hidden_size, num_layers, batch_first=True)
+    def build_cell(self, input_size: int, hidden_size: int, num_layers: int) -> None:
+        self.gru = nn.GRU(input_size, hidden_size, num_layers, batch_first=True)
         self.register_buffer("h0", torch.zeros(num_layers, hidden_size))
 
     def start_state(self, batch: int = 1) -> State:

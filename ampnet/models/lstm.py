@@ -6,12 +6,10 @@ How it starts (after silence) and trains is :mod:`ampnet.models.recurrent`'s; NA
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from .recurrent import SETTLE, Recurrent, State
+from .recurrent import Recurrent, State
 
 
 class LSTM(Recurrent):
@@ -20,18 +18,8 @@ class LSTM(Recurrent):
     target = "ampnet.models.LSTM"
     cell = "lstm"
 
-    def __init__(
-        self,
-        input_size: int = 1,
-        hidden_size: int = 24,
-        num_layers: int = 1,
-        input_skip: bool = True,
-        burn_in: int = 4096,
-        params: Sequence[str] | None = None,
-        settle: int = SETTLE,
-    ):
-        super().__init__(input_size, hidden_size, num_layers, input_skip, burn_in, params, settle)
-        self.lstm = nn.LSTM(self.input_size, hidden_size, num_layers, batch_first=True)
+    def build_cell(self, input_size: int, hidden_size: int, num_layers: int) -> None:
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
         # The state silence starts from: zeros for models trained here; a NAM file brings its own.
         self.register_buffer("h0", torch.zeros(num_layers, hidden_size))
         self.register_buffer("c0", torch.zeros(num_layers, hidden_size))

@@ -62,6 +62,7 @@ class Recurrent(nn.Module):
         self.input_skip = input_skip
         self.burn_in = int(burn_in)
         self.settle = int(settle)
+        self.build_cell(self.input_size, hidden_size, num_layers)
         self.head = nn.Linear(hidden_size, 1)
 
     @property
@@ -101,6 +102,10 @@ class Recurrent(nn.Module):
         with torch.no_grad():
             model.rnn.weight_ih_l0[:, 0] *= gain
         return model
+
+    def build_cell(self, input_size: int, hidden_size: int, num_layers: int) -> None:
+        """Create the torch cell (as attribute ``cell``) and the buffers of its start state."""
+        raise NotImplementedError
 
     def start_state(self, batch: int = 1) -> State:
         """Where silence (and training) starts: the stored state, each ``(layers, batch, hidden)``."""
