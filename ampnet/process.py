@@ -26,11 +26,14 @@ from ampnet.stream import knob_values, render
 MODEL_SUFFIXES = (".nam", ".json")
 
 
-def open_model(spec: str, outputs: str | os.PathLike = "outputs") -> LoadedModel:
-    """``best`` / ``last`` (newest run), a run directory, a checkpoint or an exported model file."""
+def open_model(
+    spec: str, outputs: str | os.PathLike = "outputs", size: float | None = None
+) -> LoadedModel:
+    """``best`` / ``last`` (newest run), a run directory, a checkpoint or an exported model
+    file; ``size`` (0 to 1) for a slimmable .nam (a container plays one of its models)."""
     if Path(spec).suffix.lower() in MODEL_SUFFIXES:
-        return load_model_file(spec)
-    return load_model_file(resolve_checkpoint(spec, outputs))
+        return load_model_file(spec, size)
+    return load_model_file(resolve_checkpoint(spec, outputs), size)
 
 
 def process_file(
@@ -44,10 +47,12 @@ def process_file(
     outputs: str | os.PathLike = "outputs",
     quiet: bool = False,
     params: Mapping[str, float] | None = None,
+    size: float | None = None,
 ) -> dict:
     """Render ``input_path`` through the model into ``output_path``; returns what was done.
 
-    ``params`` sets a knob-aware model's knobs (every one, 0 to 1)."""
+    ``params`` sets a knob-aware model's knobs (every one, 0 to 1); ``size`` (0 to 1) what
+    a slimmable .nam plays (a container: the model for that size)."""
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.resolve() == input_path.resolve():
         raise AmpnetError(f"{output_path}: is the input; choose another output path (-o)")
@@ -55,7 +60,7 @@ def process_file(
         raise AmpnetError("-d cuda: no CUDA device is available here; use -d cpu")
     if chunk < 1:
         raise AmpnetError(f"-c {chunk}: the chunk size must be a positive number of samples")
-    loaded = open_model(model, outputs)
+    loaded = open_model(model, outputs, size)
     params = knob_values(getattr(loaded.model, "params", []), params)
     audio, rate = read_audio(input_path, channel)
     model_rate = int(loaded.sample_rate or rate)
@@ -143,6 +148,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="KNOB=VALUE",
         help="a knob-aware model's knob setting, 0 to 1 (repeat for each knob)",
     )
+    parser.add_argument(
+        "--size",
+        type=float,
+        default=None,
+        help="for a slimmable .nam or a SlimmableContainer: the size to play, 0 to 1 (default full)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--outputs", default="outputs", help="where runs live, for best/last")
     parser.add_argument("-q", "--quiet", action="store_true")
@@ -177,6 +188,7 @@ def main(argv=None) -> None:
         args.outputs,
         args.quiet,
         parse_params(args.param),
+        args.size,
     )
 
 

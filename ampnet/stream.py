@@ -28,7 +28,6 @@ from torch import nn
 from ampnet import kernels
 from ampnet.errors import AmpnetError
 from ampnet.formats import load_model_file
-from ampnet.models import WaveNet
 from ampnet.models.knobs import RANGE, SettingError, check_setting, silence
 
 
@@ -47,10 +46,7 @@ class _TorchEngine:
     @torch.inference_mode()
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         xt = torch.from_numpy(x)[None].to(self.device)
-        if isinstance(self.model, WaveNet):
-            y = self.model(xt, state=self.state)
-        else:
-            y, self.state = self.model.forward_with_state(xt, self.state)
+        y, self.state = self.model.forward_with_state(xt, self.state)
         out[:] = y[0, 0].cpu().numpy()
         return out
 
@@ -157,9 +153,12 @@ class Streamer:
         return cls.from_file(path, **kwargs)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, **kwargs) -> Streamer:
-        """A streamer for any model file ampnet reads: a training checkpoint or an export (.nam)."""
-        loaded = load_model_file(path)
+    def from_file(
+        cls, path: str | os.PathLike, size: float | None = None, **kwargs
+    ) -> Streamer:
+        """A streamer for any model file ampnet reads: a training checkpoint or an export
+        (.nam, AIDA-X or Proteus JSON); ``size`` (0 to 1) plays a slimmable .nam at that size."""
+        loaded = load_model_file(path, size)
         kwargs.setdefault("sample_rate", loaded.sample_rate)
         kwargs.setdefault("input_gain_db", loaded.input_gain_db)
         return cls(loaded.model, **kwargs)
@@ -238,7 +237,7 @@ def render(
     n = audio.shape[0]
     out = np.empty(n, dtype=np.float32)
     threads = max(1, threads or os.cpu_count() or 1)
-    if isinstance(model, WaveNet) and device == "cpu":
+    if model.finite_memory and device == "cpu":
         # each part re-reads receptive_field - 1 samples: keep parts 10x longer than that
         threads = min(threads, max(1, n // (10 * model.receptive_field)))
     else:

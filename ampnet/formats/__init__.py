@@ -17,7 +17,7 @@ from ampnet.checkpoints import load_model
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
 from ampnet.formats.aidax import from_aidax, is_aidax
-from ampnet.formats.nam import model_from_nam
+from ampnet.formats.nam import container_sizes, model_from_nam
 from ampnet.formats.proteus import lstm_from_proteus
 
 
@@ -30,6 +30,7 @@ class LoadedModel:
     input_gain_db: float = 0.0
     source: str = ""
     metadata: dict = field(default_factory=dict)
+    sizes: list[float] = field(default_factory=list)  # a container's max_values, else empty
 
 
 def read_json(path: Path) -> dict:
@@ -43,13 +44,21 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def load_model_file(path: str | os.PathLike) -> LoadedModel:
+def load_model_file(path: str | os.PathLike, size: float | None = None) -> LoadedModel:
     """Open a training checkpoint (.ckpt), a NAM file (.nam) or an AIDA-X or Proteus JSON (.json),
-    each to play as its own players play it (how an LSTM starts differs between them)."""
+    each to play as its own players play it (how an LSTM starts differs between them).
+
+    ``size`` (0 to 1) picks what a slimmable ``.nam`` (a SlimmableContainer or a slimmable
+    WaveNet) plays at that size, as NAM's engine does; None plays the full model.
+    """
     path = Path(path)
     if not path.is_file():
         raise AmpnetError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    if size is not None and suffix != ".nam":
+        raise AmpnetError(f"{path}: size={size} is for slimmable .nam files; drop it")
+    if size is not None and not 0.0 <= size <= 1.0:
+        raise AmpnetError(f"size={size}: use a number from 0 (smallest) to 1 (full size)")
     if suffix == ".ckpt":
         model, hparams = load_model(path)
         return LoadedModel(
@@ -61,13 +70,14 @@ def load_model_file(path: str | os.PathLike) -> LoadedModel:
         )
     if suffix == ".nam":
         data = read_json(path)
-        model = model_from_nam(data, str(path))
+        model = model_from_nam(data, str(path), size)
         return LoadedModel(
             model.eval(),
             data.get("sample_rate", DEFAULT_SAMPLE_RATE),
             0.0,
             str(path),
             data.get("metadata") or {},
+            container_sizes(data),
         )
     if suffix == ".json":  # AIDA-X's layout, or Proteus / NeuralPi's: told apart by their keys
         data = read_json(path)

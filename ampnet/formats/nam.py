@@ -1,22 +1,24 @@
-"""Reading and writing NAM's ``.nam`` files (schema 0.7.0 written; 0.5.x and 0.7.x read).
+"""Reading and writing NAM's ``.nam`` files (schema 0.7.0 written; 0.5.x to 0.7.x read).
 
 A ``.nam`` file is JSON: ``version``, ``metadata``, ``architecture``, ``config``, a flat
 ``weights`` list and ``sample_rate`` (see ../shared/reference/nam.md). ampnet's WaveNet
-has NAM's classic layer structure, so its weights repack one-to-one
-(:mod:`ampnet.formats.nam_weights`).
+has NAM's layer structure of either schema, so its weights repack one-to-one
+(:mod:`ampnet.formats.nam_weights`). A ``SlimmableContainer`` holds complete models, each
+for sizes below its ``max_value``: reading one picks the model a size plays, as NAM's
+engine does (the first whose ``max_value`` is above the size; the last by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
-import torch
 
 from ampnet.errors import AmpnetError
 from ampnet.formats.nam_weights import (
     load_lstm_weights,
+    load_wavenet_weights,
     lstm_weight_count,
     lstm_weights,
     wavenet_weights,
@@ -24,42 +26,48 @@ from ampnet.formats.nam_weights import (
 from ampnet.models import LSTM, WaveNet
 
 NAM_VERSION = "0.7.0"
-FILM_KEYS = (
-    "conv_pre_film",
-    "conv_post_film",
-    "input_mixin_pre_film",
-    "input_mixin_post_film",
-    "activation_pre_film",
-    "activation_post_film",
-    "layer1x1_post_film",
-    "head1x1_post_film",
-)
+TOP_KEYS = {"layers", "head", "head_scale", "condition_dsp", "in_channels"}
+
+
+def _activation(spec) -> dict:
+    """An activation as NAM 0.13 writes it: an object with its type (and parameters); A2's
+    LeakyReLU carries its slope, which NAM's engine looks for to pick its A2 fast path."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if spec == "LeakyReLU":
+        return {"type": "LeakyReLU", "negative_slope": 0.01}
+    return {"type": spec}
 
 
 def _layer_array_config(array) -> dict:
     """One layer array in the 0.7.0 schema, every key as NAM 0.13 writes it."""
-    n = len(array.dilations)
+    head = {k: array.head[k] for k in ("out_channels", "kernel_size", "bias")}
+    if array.head["head_dilation"] != 1:
+        head["head_dilation"] = array.head["head_dilation"]
     return {
         "input_size": array.input_size,
         "condition_size": array.condition_size,
-        "head": {"out_channels": array.head_size, "kernel_size": 1, "bias": array.head_bias},
+        "head": head,
         "channels": array.channels,
-        "kernel_sizes": [array.kernel_size] * n,
+        "kernel_sizes": list(array.kernel_sizes),
         "dilations": list(array.dilations),
-        "activation": [{"type": array.activation}] * n,
-        "bottleneck": array.channels,
-        "head1x1": {"active": False, "out_channels": 1, "groups": 1},
-        "layer1x1": {"active": True, "groups": 1},
-        "groups_input": 1,
-        "groups_input_mixin": 1,
-        **{key: {"active": False, "shift": True, "groups": 1} for key in FILM_KEYS},
-        "gating_mode": ["gated" if array.gated else "none"] * n,
-        "secondary_activation": [{"type": "Sigmoid"} if array.gated else None] * n,
-        "slimmable": None,
+        "activation": [_activation(a) for a in array.activations],
+        "bottleneck": array.bottleneck,
+        "head1x1": dict(array.head1x1),
+        "layer1x1": dict(array.layer1x1),
+        "groups_input": array.groups_input,
+        "groups_input_mixin": array.groups_input_mixin,
+        **{
+            k: {"active": True, **v} if v else {"active": False, "shift": True, "groups": 1}
+            for k, v in array.films.items()
+        },
+        "gating_mode": list(array.gating),
+        "secondary_activation": [None if s is None else _activation(s) for s in array.secondaries],
+        "slimmable": array.slimmable,
     }
 
 
-def _envelope(architecture: str, config: dict, weights: np.ndarray, sample_rate, metadata) -> dict:
+def _envelope(architecture: str, config: dict, weights, sample_rate, metadata) -> dict:
     now = datetime.now()
     meta = {
         "date": {k: getattr(now, k) for k in ("year", "month", "day", "hour", "minute", "second")},
@@ -88,10 +96,30 @@ def wavenet_to_nam(
         )
     config = {
         "layers": [_layer_array_config(a) for a in model.layer_arrays],
-        "head": None,
+        "head": None if model.post_head is None else dict(model.post_head.spec),
         "head_scale": model.head_scale,
     }
+    if model.condition_dsp is not None:
+        config["condition_dsp"] = to_nam(model.condition_dsp, sample_rate)
     return _envelope("WaveNet", config, wavenet_weights(model), sample_rate, metadata)
+
+
+def container_to_nam(
+    submodels: Sequence[tuple[float, object]],
+    sample_rate: int | None,
+    metadata: Mapping | None = None,
+) -> dict:
+    """A ``SlimmableContainer`` of ``(max_value, model)`` pairs, ascending, the last at 1.0:
+    a player at size ``v`` plays the first model whose ``max_value`` is above ``v``."""
+    values = [float(v) for v, _ in submodels]
+    if not values or values != sorted(set(values)) or values[-1] < 1.0:
+        raise AmpnetError(f"container sizes {values} must rise strictly and end at 1.0 or above")
+    inner = [{"max_value": v, "model": to_nam(m, sample_rate)} for v, m in submodels]
+    out = _envelope("SlimmableContainer", {"submodels": inner}, [], sample_rate, metadata)
+    for key in ("loudness", "gain"):  # NAM's trainer copies them from the largest model
+        if key in (metadata or {}):
+            out["metadata"][key] = metadata[key]
+    return out
 
 
 def lstm_to_nam(model: LSTM, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
@@ -129,116 +157,31 @@ def to_nam(model, sample_rate: int | None, metadata: Mapping | None = None) -> d
     raise AmpnetError(f"no .nam form for a {type(model).__name__}")
 
 
-def _same(values, what: str, where: str):
-    values = list(values)
-    if len(set(map(str, values))) > 1:
-        raise AmpnetError(
-            f"{where}: per-layer {what} differ ({values}); ampnet reads one per layer array"
-        )
-    return values[0]
-
-
-def _activation_name(value, where: str) -> str:
-    name = value["type"] if isinstance(value, Mapping) else value
-    if isinstance(value, Mapping) and set(value) - {"type"}:
-        raise AmpnetError(f"{where}: activation parameters {dict(value)} are not supported")
-    return name
-
-
-def _classic_layer(lc: Mapping, where: str) -> dict:
-    """A layer array of either schema as ampnet's WaveNet arguments; refuses what it cannot run."""
-    if "head" in lc and isinstance(lc["head"], Mapping):  # 0.6 / 0.7 schema
-        head = lc["head"]
-        if head.get("kernel_size", 1) != 1:
-            raise AmpnetError(f"{where}: a head kernel of {head['kernel_size']} is not supported")
-        for key, default in (
-            ("bottleneck", lc["channels"]),
-            ("groups_input", 1),
-            ("groups_input_mixin", 1),
-        ):
-            if lc.get(key, default) != default:
-                raise AmpnetError(f"{where}: {key}={lc[key]} is not supported")
-        if (lc.get("head1x1") or {}).get("active") or not (
-            lc.get("layer1x1") or {"active": True}
-        ).get("active"):
-            raise AmpnetError(f"{where}: head1x1 / inactive layer1x1 layers are not supported")
-        if any((lc.get(k) or {}).get("active") for k in FILM_KEYS) or lc.get("slimmable"):
-            raise AmpnetError(f"{where}: FiLM and slimmable layers are not supported")
-        n = len(lc["dilations"])
-        kernels = lc.get("kernel_sizes", lc.get("kernel_size"))
-        kernel = _same(
-            kernels if isinstance(kernels, list) else [kernels] * n, "kernel sizes", where
-        )
-        acts = lc["activation"] if isinstance(lc["activation"], list) else [lc["activation"]] * n
-        activation = _same([_activation_name(a, where) for a in acts], "activations", where)
-        gating = _same(lc.get("gating_mode", ["none"] * n), "gating modes", where)
-        if gating not in ("none", "gated"):
-            raise AmpnetError(f"{where}: gating mode {gating!r} is not supported")
-        if gating == "gated":
-            secondary = _same(
-                [_activation_name(a, where) for a in lc["secondary_activation"]], "gates", where
-            )
-            if secondary != "Sigmoid":
-                raise AmpnetError(f"{where}: a {secondary} gate is not supported (only Sigmoid)")
-        head_size, head_bias, gated = (
-            head["out_channels"],
-            bool(head.get("bias", True)),
-            gating == "gated",
-        )
-    else:  # classic 0.5.x schema
-        kernel, activation = lc["kernel_size"], lc["activation"]
-        head_size, head_bias, gated = (
-            lc["head_size"],
-            bool(lc["head_bias"]),
-            bool(lc.get("gated", False)),
-        )
-    return {
-        "input_size": int(lc["input_size"]),
-        "condition_size": int(lc["condition_size"]),
-        "head_size": int(head_size),
-        "channels": int(lc["channels"]),
-        "kernel_size": int(kernel),
-        "dilations": [int(d) for d in lc["dilations"]],
-        "activation": str(activation),
-        "gated": gated,
-        "head_bias": head_bias,
-    }
-
-
 def wavenet_from_nam(data: Mapping, where: str = ".nam file") -> WaveNet:
-    """ampnet's WaveNet with a ``.nam`` WaveNet's config and weights (classic or 0.7 schema)."""
+    """ampnet's WaveNet with a ``.nam`` WaveNet's config and weights (any schema from 0.5)."""
     config = data["config"]
-    if config.get("head") is not None or config.get("condition_dsp") is not None:
-        raise AmpnetError(f"{where}: a top-level head or condition DSP is not supported")
+    unknown = set(config) - TOP_KEYS
+    if unknown:
+        raise AmpnetError(f"{where}: unsupported WaveNet key {sorted(unknown)[0]!r}")
+    if int(config.get("in_channels", 1)) != 1:
+        raise AmpnetError(
+            f"{where}: in_channels={config['in_channels']} is not supported (mono in)"
+        )
+    nested = config.get("condition_dsp")
+    condition = model_from_nam(nested, f"{where} (its condition_dsp)") if nested else None
     try:
         model = WaveNet(
-            [_classic_layer(lc, where) for lc in config["layers"]], head_scale=config["head_scale"]
+            config["layers"],
+            head_scale=config.get("head_scale", 0.02),
+            head={k: v for k, v in config["head"].items() if k != "in_channels"}
+            if config.get("head")
+            else None,
+            condition_dsp=condition,
         )
+        load_wavenet_weights(model, np.asarray(data["weights"], dtype=np.float32))
     except (KeyError, TypeError, ValueError) as err:
-        raise AmpnetError(f"{where}: its WaveNet config cannot be built ({err})") from None
-    weights = np.asarray(data["weights"], dtype=np.float32)
-    load_wavenet_weights(model, weights, where)
-    return model
-
-
-def load_wavenet_weights(model: WaveNet, weights: np.ndarray, where: str) -> None:
-    """Fill ``model`` from a flat NAM-ordered vector; its length must match exactly."""
-    expected = len(wavenet_weights(model))
-    if weights.shape != (expected,):
-        raise AmpnetError(f"{where}: {weights.size} weights but its config needs {expected}")
-    i = 0
-    with torch.no_grad():
-        for array in model.layer_arrays:
-            modules = [array.rechannel]
-            for layer in array.layers:
-                modules += [layer.conv, layer.input_mixer, layer.layer1x1]
-            modules.append(array.head_rechannel)
-            for module in modules:
-                for p in (module.weight, module.bias):
-                    if p is not None:
-                        p.copy_(torch.from_numpy(weights[i : i + p.numel()]).view_as(p))
-                        i += p.numel()
-    model.head_scale = float(weights[i])
+        raise AmpnetError(f"{where}: its WaveNet config cannot be played ({err})") from None
+    return model.eval()
 
 
 def lstm_from_nam(data: Mapping, where: str = ".nam file") -> LSTM:
@@ -273,17 +216,51 @@ def lstm_from_nam(data: Mapping, where: str = ".nam file") -> LSTM:
     return model
 
 
-def model_from_nam(data: Mapping, where: str = ".nam file"):
-    """The ampnet model for a ``.nam`` dict; one clear error for what ampnet cannot play."""
+def container_sizes(data: Mapping) -> list[float]:
+    """The ``max_value`` of each model of a SlimmableContainer dict (empty for other models)."""
+    if data.get("architecture") != "SlimmableContainer":
+        return []
+    return [float(sub["max_value"]) for sub in data["config"]["submodels"]]
+
+
+def _container_pick(data: Mapping, size: float | None, where: str) -> Mapping:
+    try:
+        subs = list(data["config"]["submodels"])
+        values = [float(sub["max_value"]) for sub in subs]
+    except (KeyError, TypeError, ValueError) as err:
+        raise AmpnetError(f"{where}: incomplete SlimmableContainer ({err})") from None
+    if not subs or values != sorted(set(values)) or values[-1] < 1.0:
+        raise AmpnetError(f"{where}: container sizes {values} must rise strictly and end at 1.0")
+    if size is None:
+        return subs[-1]["model"]
+    return next(
+        (s["model"] for s, v in zip(subs, values, strict=True) if size < v), subs[-1]["model"]
+    )
+
+
+def model_from_nam(data: Mapping, where: str = ".nam file", size: float | None = None):
+    """The ampnet model for a ``.nam`` dict, at ``size`` (0 to 1) for a slimmable model or a
+    container (full size when None); one clear error for what ampnet cannot play."""
+    if not isinstance(data, Mapping):
+        raise AmpnetError(f"{where}: not a model (expected a JSON object)")
     architecture = data.get("architecture")
+    if architecture == "SlimmableContainer":
+        return model_from_nam(_container_pick(data, size, where), where, size)
     readers = {"WaveNet": wavenet_from_nam, "LSTM": lstm_from_nam}
     if architecture not in readers:
         raise AmpnetError(
-            f"{where}: architecture {architecture!r} is not supported; ampnet reads WaveNet and LSTM .nam files"
+            f"{where}: architecture {architecture!r} is not supported; ampnet reads WaveNet, "
+            "LSTM and SlimmableContainer .nam files"
         )
     if not isinstance(data.get("config"), Mapping) or not isinstance(data.get("weights"), list):
         raise AmpnetError(f"{where}: no config or weights list; is the file complete?")
     try:
-        return readers[architecture](data, where)
+        model = readers[architecture](data, where)
     except (KeyError, TypeError, ValueError) as err:
         raise AmpnetError(f"{where}: incomplete {architecture} config ({err})") from None
+    if size is not None and isinstance(model, WaveNet):
+        try:
+            model = model.slim(size)
+        except ValueError as err:
+            raise AmpnetError(f"{where}: cannot be played at size {size} ({err})") from None
+    return model

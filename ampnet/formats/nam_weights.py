@@ -10,23 +10,56 @@ import numpy as np
 import torch
 
 from ampnet.models import LSTM, WaveNet
+from ampnet.models.wavenet import FILMS
 
 
 def _flat(*tensors: torch.Tensor | None) -> list[np.ndarray]:
     return [t.detach().cpu().float().reshape(-1).numpy() for t in tensors if t is not None]
 
 
-def wavenet_weights(model: WaveNet) -> np.ndarray:
-    """Every weight in NAM's classic order, ``head_scale`` last: ``(n_weights,)`` float32."""
-    parts: list[np.ndarray] = []
+def wavenet_tensors(model: WaveNet) -> list[torch.Tensor]:
+    """Every weight tensor of a WaveNet in NAM's order (0.7; the classic order is the part of
+    it a classic model has): per array the re-channel; per layer the dilated conv, the input
+    mixer, the layer1x1 and head1x1 when active and each active FiLM in NAM's order; the
+    head convolution; then the top-level head's convolutions. ``head_scale`` follows them.
+    A condition_dsp's weights are its own (nested in its own ``.nam`` dict)."""
+    tensors: list[torch.Tensor | None] = []
     for array in model.layer_arrays:
-        parts += _flat(array.rechannel.weight)
+        tensors.append(array.rechannel.weight)
         for layer in array.layers:
-            parts += _flat(layer.conv.weight, layer.conv.bias, layer.input_mixer.weight)
-            parts += _flat(layer.layer1x1.weight, layer.layer1x1.bias)
-        parts += _flat(array.head_rechannel.weight, array.head_rechannel.bias)
+            tensors += [layer.conv.weight, layer.conv.bias, layer.input_mixer.weight]
+            for conv in (layer.layer1x1, layer.head1x1):
+                if conv is not None:
+                    tensors += [conv.weight, conv.bias]
+            for name in FILMS:
+                if name in layer.films:
+                    tensors += [layer.films[name].conv.weight, layer.films[name].conv.bias]
+        tensors += [array.head_rechannel.weight, array.head_rechannel.bias]
+    if model.post_head is not None:
+        for conv in model.post_head.convs:
+            tensors += [conv.weight, conv.bias]
+    return [t for t in tensors if t is not None]
+
+
+def wavenet_weights(model: WaveNet) -> np.ndarray:
+    """Every weight in NAM's order, ``head_scale`` last: ``(n_weights,)`` float32."""
+    parts = _flat(*wavenet_tensors(model))
     parts.append(np.array([model.head_scale], dtype=np.float32))
     return np.concatenate(parts).astype(np.float32)
+
+
+def load_wavenet_weights(model: WaveNet, weights: np.ndarray) -> None:
+    """Fill ``model`` from NAM's flat order; ``ValueError`` unless the count is exact."""
+    tensors = wavenet_tensors(model)
+    expected = sum(t.numel() for t in tensors) + 1
+    if weights.shape != (expected,):
+        raise ValueError(f"{weights.size} weights but its config needs {expected}")
+    i = 0
+    with torch.no_grad():
+        for t in tensors:
+            t.copy_(torch.from_numpy(weights[i : i + t.numel()]).view_as(t))
+            i += t.numel()
+    model.head_scale = float(weights[i])  # NAM's engine takes it from here, not the config
 
 
 def lstm_weights(model: LSTM) -> np.ndarray:

@@ -24,51 +24,58 @@ import torch
 from torch import nn
 
 from ampnet.atomic import atomic_output
-from ampnet.models import WaveNet
+
+
+def _leaves(state) -> list[torch.Tensor]:
+    """The tensors of a model's state (nested lists and tuples of tensors), in order."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    return [leaf for part in state for leaf in _leaves(part)]
+
+
+def _rebuild(like, leaves: list[torch.Tensor]):
+    """``like``'s nesting with ``leaves`` (consumed from the front) in place of its tensors."""
+    if isinstance(like, torch.Tensor):
+        return leaves.pop(0)
+    parts = [_rebuild(part, leaves) for part in like]
+    return tuple(parts) if isinstance(like, tuple) else parts
 
 
 class StreamingStep(nn.Module):
-    """A model as one stateful step; the state is stored relative to the state after silence."""
+    """A model as one stateful step; the state is stored relative to the state after silence.
+
+    Uses only the model contract: ``initial_state()`` and ``forward_with_state(x, state)``.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.eval()
-        if isinstance(model, WaveNet):
-            start = [h for array in model.initial_state() for h in array]
-        else:
-            start = list(model.initial_state())
-        self.shapes = [tuple(t.shape) for t in start]
+        self.start = model.initial_state()
+        leaves = _leaves(self.start)
+        self.shapes = [tuple(t.shape) for t in leaves]
         self.register_buffer(
-            "offset", torch.cat([t.reshape(1, -1) for t in start], dim=1).detach().clone()
+            "offset", torch.cat([t.reshape(1, -1) for t in leaves], dim=1).detach().clone()
         )
 
     @property
     def state_size(self) -> int:
         return int(self.offset.shape[1])
 
-    def _unpack(self, state: torch.Tensor) -> list[torch.Tensor]:
+    def _unpack(self, state: torch.Tensor):
         parts, i = [], 0
         full = state + self.offset
         for shape in self.shapes:
             size = int(np.prod(shape))
             parts.append(full[:, i : i + size].reshape(shape))
             i += size
-        return parts
+        return _rebuild(self.start, parts)
 
-    def _pack(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([p.reshape(1, -1) for p in parts], dim=1) - self.offset
+    def _pack(self, state) -> torch.Tensor:
+        return torch.cat([p.reshape(1, -1) for p in _leaves(state)], dim=1) - self.offset
 
     def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = self._unpack(state)
-        if isinstance(self.model, WaveNet):
-            nested, i = [], 0
-            for array in self.model.layer_arrays:
-                nested.append(parts[i : i + len(array.dilations)])
-                i += len(array.dilations)
-            y = self.model(x, state=nested)
-            return y, self._pack([h for array in nested for h in array])
-        y, state = self.model.forward_with_state(x, tuple(parts))  # (h, c) or (h,)
-        return y, self._pack(list(state))
+        y, new = self.model.forward_with_state(x, self._unpack(state))
+        return y[:, :1], self._pack(new)
 
 
 def _example(step: StreamingStep, n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

@@ -230,6 +230,8 @@ def unsupported(model) -> str | None:
     if lib is None:
         return "the native kernels are unavailable"
     if isinstance(model, WaveNet):
+        if not model.classic:
+            return "the native kernel runs classic (A1-style) WaveNets and this one is not"
         names = [a.activation for a in model.layer_arrays]
         missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
         if missing:

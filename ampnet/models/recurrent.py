@@ -78,6 +78,12 @@ class Recurrent(nn.Module):
     def input_channels(self) -> int:
         return self.input_size
 
+    @property
+    def output_channels(self) -> int:
+        return 1
+
+    finite_memory = False  # its state depends on everything it has heard
+
     def config(self) -> dict:
         """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""
         config = {
