@@ -17,7 +17,7 @@ import torch
 from ampnet import kernels
 from ampnet.formats.nam_weights import wavenet_weights
 from ampnet.models import WaveNet
-from ampnet.models.wavenet import ACTIVATIONS
+from ampnet.models.activations import NAMES
 from ampnet.stream import Streamer
 
 from .conftest import REPO
@@ -33,8 +33,12 @@ def test_native_kernels_build_where_there_is_a_compiler():
     assert kernels.available(), "the native kernels did not build; see the line on stderr"
 
 
+# NAM's parametric activations beyond LeakyReLU run on the PyTorch path (tested below)
+KERNEL_ACTIVATIONS = [n for n in NAMES if n not in ("PReLU", "LeakyHardtanh")]
+
+
 @needs_kernels
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS)
 def test_every_activation_streams_like_pytorch(activation):
     torch.manual_seed(0)
     layers = [{**MIXED[0], "activation": activation}, {**MIXED[1], "activation": activation}]
@@ -59,9 +63,31 @@ def test_every_activation_streams_like_pytorch(activation):
 @needs_kernels
 def test_the_kernel_names_exactly_the_activations_the_models_have():
     lib = kernels.library()
-    ids = kernels.activation_ids(lib, sorted(ACTIVATIONS))
-    assert sorted(ids) == list(range(len(ACTIVATIONS)))  # each one, once, no gaps
+    ids = kernels.activation_ids(lib, KERNEL_ACTIVATIONS)
+    assert sorted(ids) == list(range(len(KERNEL_ACTIVATIONS)))  # each one, once, no gaps
+    assert kernels.activation_ids(lib, ["PReLU", "LeakyHardtanh"]) == [-1, -1]
     assert kernels.activation_ids(lib, ["Tanhh"]) == [-1]
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"activation": {"type": "PReLU", "negative_slopes": [0.1] * 6}}, "not"),
+        ({"activation": {"type": "LeakyReLU", "negative_slope": 0.2}}, "not"),
+        ({"kernel_sizes": [3, 2, 3, 2, 3], "kernel_size": None}, "not"),
+        ({"bottleneck": 3}, "not"),
+    ],
+)
+def test_what_the_kernel_cannot_run_streams_on_pytorch_with_a_note(change, why, capsys):
+    torch.manual_seed(0)
+    model = WaveNet([{**MIXED[0], **change}, MIXED[1]]).eval()
+    streamer = Streamer(model, max_block=256)
+    assert streamer.backend == "torch" and kernels.unsupported(model)
+    x = signal(3000)
+    np.testing.assert_allclose(stream(streamer, x, [63, 64]), offline(model, x), atol=1e-5)
+    with pytest.raises(RuntimeError, match="native"):
+        Streamer(model, backend="native")
 
 
 @needs_kernels

@@ -216,3 +216,73 @@ def test_gru_exports_play_as_aidax_plays_them_equal_to_ampnet(skip, tmp_path_fac
     played = np.fromfile(tmp_path / "out.f32", dtype=np.float32)
     np.testing.assert_allclose(played, render(model, x), rtol=0, atol=1e-5)
     np.testing.assert_allclose(render(load_model_file(path).model, x), played, rtol=0, atol=1e-5)
+
+
+# --- .nam files of every kind, played by NAM's engine ------------------------------------
+
+NAM_PRESETS = ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "pedalnet"]
+NAM_PRESETS += ["lstm_nam", "a2", "a2_lite"]
+
+
+def preset(name: str, tmp_path: Path, seed: int = 0):
+    from hydra.utils import instantiate
+
+    from .test_configs import compose_train
+
+    torch.manual_seed(seed)
+    model = instantiate(compose_train([f"model={name}"], tmp_path).model).eval()
+    with torch.no_grad():  # away from the initialisation, so every weight shows in the output
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def assert_engine_equal(played: np.ndarray, ours: np.ndarray) -> None:
+    esr = float(np.sum((played - ours) ** 2) / np.sum(ours**2))
+    assert esr <= 1e-8 and float(np.abs(played - ours).max()) <= 1e-4, esr
+
+
+@pytest.mark.parametrize("name", NAM_PRESETS)
+def test_every_preset_exported_to_nam_plays_in_nams_engine_as_in_ampnet(name, tmp_path):
+    model, x = preset(name, tmp_path), di(1.0)
+    path = write(tmp_path / "m.nam", nam.to_nam(model, RATE))
+    played = play([tool("nam-core"), "render", str(path)], x, tmp_path)
+    assert_engine_equal(played, render(model, x))
+
+
+def test_a_container_plays_in_nams_engine_at_each_size(tmp_path):
+    lite, full, x = preset("a2_lite", tmp_path, 1), preset("a2", tmp_path, 2), di(1.0)
+    path = write(tmp_path / "c.nam", nam.container_to_nam([(0.5, lite), (1.0, full)], RATE))
+    for size, model in [(0.0, lite), (0.3, lite), (0.5, full), (1.0, full)]:
+        played = play([tool("nam-core"), "render", str(path), "--slim", str(size)], x, tmp_path)
+        assert_engine_equal(played, render(model, x))
+        assert_engine_equal(render(load_model_file(path, size).model, x), played)
+    default = play([tool("nam-core"), "render", str(path)], x, tmp_path)
+    assert_engine_equal(default, render(full, x))
+
+
+EXAMPLES = sorted(p.stem for p in (ENGINES / "nam-core" / "examples").glob("*.nam"))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_engine_example_written_back_plays_in_nams_engine_as_before(name, tmp_path):
+    source = ENGINES / "nam-core" / "examples" / f"{name}.nam"
+    x = di(0.5)
+    loaded = load_model_file(source)
+    lowest = [0.0, *loaded.sizes[:-1]]  # for a container: the smallest size each model plays
+    if loaded.sizes:  # every model it holds
+        pairs = zip(loaded.sizes, lowest, strict=True)
+        data = nam.container_to_nam(
+            [(v, load_model_file(source, lo).model) for v, lo in pairs], RATE
+        )
+    else:
+        data = nam.to_nam(loaded.model, RATE)
+    path = write(tmp_path / "back.nam", data)
+    sizes = [None, *lowest] if loaded.sizes else [None]
+    if "slimmable" in json.dumps(json.loads(source.read_text())["config"]):
+        sizes += [0.0, 0.5]
+    for size in sizes:
+        flags = [] if size is None else ["--slim", str(size)]
+        before = play([tool("nam-core"), "render", str(source), *flags], x, tmp_path)
+        after = play([tool("nam-core"), "render", str(path), *flags], x, tmp_path)
+        assert_engine_equal(after, before)

@@ -23,13 +23,16 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
 
 
 def build_model(config: Mapping) -> nn.Module:
-    """Build a model from ``{"_target_": "ampnet.models.WaveNet", **kwargs}`` (a model config)."""
+    """Build a model from ``{"_target_": "ampnet.models.WaveNet", **kwargs}`` (a model config);
+    a nested model (a WaveNet's ``condition_dsp``) is built the same way."""
     config = dict(config)
     target = config.pop("_target_", None)
     if target not in MODEL_CLASSES:
         raise ValueError(
             f"unknown model class {target!r}; expected one of {sorted(set(MODEL_CLASSES))}"
         )
+    if isinstance(config.get("condition_dsp"), Mapping):
+        config["condition_dsp"] = build_model(config["condition_dsp"])
     return MODEL_CLASSES[target](**config)
 
 

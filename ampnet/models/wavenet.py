@@ -71,6 +71,16 @@ ARRAY_KEYS = {
 }
 
 
+def plain(value):
+    """``value`` with every mapping a dict and every sequence (but strings) a list: configs
+    arrive as JSON, Python or Hydra containers."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [plain(v) for v in value]
+    return value
+
+
 def per_layer(value, n: int, what: str) -> list:
     """One value per layer: a list of ``n``, or one value for every layer."""
     if isinstance(value, list):
@@ -227,6 +237,7 @@ class LayerArray(nn.Module):
 
     def __init__(self, **cfg):
         super().__init__()
+        cfg = plain(cfg)
         unknown = set(cfg) - ARRAY_KEYS
         if unknown:
             raise ValueError(f"unsupported layer-array key {sorted(unknown)[0]!r}")
@@ -535,7 +546,7 @@ class WaveNet(nn.Module):
         elif arrays[0].input_size > arrays[0].condition_size:
             raise ValueError("the first array's input_size cannot exceed condition_size")
         self.layer_arrays = nn.ModuleList(arrays)
-        self.post_head = PostHead(arrays[-1].head_size, **dict(head)) if head else None
+        self.post_head = PostHead(arrays[-1].head_size, **plain(head)) if head else None
         self.head_scale = float(head_scale)
 
     @property
