@@ -218,10 +218,32 @@ def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
     config = [len(model.layer_arrays)]
     for a in model.layer_arrays:
         (act,) = activation_ids(lib, [a.activation])
-        config += [a.input_size, a.condition_size, a.head_size, a.channels, a.kernel_size]
-        config += [int(a.gated), int(a.head_bias), act, len(a.dilations)]
-        config += list(a.dilations)
+        config += [a.input_size, a.condition_size, a.head_size, a.channels, a.bottleneck]
+        config += [int(a.gated), int(a.head_bias), act, a.head["kernel_size"]]
+        config += [a.head["head_dilation"], len(a.dilations)]
+        for k, d in zip(a.kernel_sizes, a.dilations, strict=True):
+            config += [k, d]
     return np.array(config, dtype=np.int32)
+
+
+def _kernel_gap(model: WaveNet) -> str | None:
+    """What of ``model`` the WaveNet kernel does not implement (None when it runs all of it)."""
+    if model.condition_dsp is not None or model.post_head is not None:
+        return "a condition_dsp or a top-level head"
+    for a in model.layer_arrays:
+        if len({str(s) for s in a.activations}) > 1 or not isinstance(a.activations[0], str):
+            return "per-layer or parametric activations"
+        if len(set(a.gating)) > 1 or a.gating[0] == "blended" or any(
+            s not in (None, "Sigmoid") for s in a.secondaries
+        ):
+            return "blended or mixed gating, or a gate other than Sigmoid"
+        if not a.layer1x1["active"] or a.head1x1["active"]:
+            return "an inactive layer1x1 or an active head1x1"
+        if a.layer1x1["groups"] != 1 or a.groups_input != 1 or a.groups_input_mixin != 1:
+            return "grouped convolutions"
+        if any(a.films.values()):
+            return "FiLM"
+    return None
 
 
 def unsupported(model) -> str | None:
@@ -230,8 +252,9 @@ def unsupported(model) -> str | None:
     if lib is None:
         return "the native kernels are unavailable"
     if isinstance(model, WaveNet):
-        if not model.classic:
-            return "the native kernel runs classic (A1-style) WaveNets and this one is not"
+        gap = _kernel_gap(model)
+        if gap is not None:
+            return f"the native kernel has no {gap} yet"
         names = [a.activation for a in model.layer_arrays]
         missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
         if missing:

@@ -199,24 +199,28 @@ static void dense(const Dense *d, const float *const *src, const float *init, in
 }
 
 typedef struct {
-    int dilation, history, length, pos; /* buf: channels x length, next write at pos */
+    int kernel, dilation, history, length, pos; /* buf: channels x length, next write at pos */
     float *buf;
     Dense conv;   /* [dilated conv taps | input mixer] -> mid, with the conv bias */
-    Dense conv1x1; /* channels -> channels, added to the layer input (residual) */
+    Dense conv1x1; /* bottleneck -> channels, added to the layer input (residual) */
 } Layer;
 
 typedef struct {
-    int input_size, cond_size, head_size, channels, kernel, gated, act, n_layers;
+    int input_size, cond_size, head_size, channels, bottleneck, gated, act, n_layers;
+    int head_kernel, head_dilation;
     Layer *layers;
     Dense rechannel, head;
-    float *head_acc; /* channels x block */
+    /* the head sums, bottleneck x head_length with the last head_history samples kept for
+     * the head convolution's taps; this block's sums start at head_pos */
+    float *head_buf;
+    int head_history, head_length, head_pos;
     float *out;      /* channels x block: the last layer's output */
     float *head_out; /* head_size x block */
 } Array;
 
 typedef struct {
     int n_arrays, max_block, block, cond_size; /* block: max_block rounded up to TILE */
-    long prewarm; /* samples of silence that settle every layer's history: receptive field - 1 */
+    long prewarm; /* samples of silence that settle every history: receptive field - 1 */
     Array *arrays;
     float *z, *h;    /* scratch rows x block */
     float *cond;     /* the input, copied and zero-padded to whole tiles */
@@ -240,7 +244,7 @@ static void wavenet_free(WaveNet *m) {
             free(A->layers);
             dense_free(&A->rechannel);
             dense_free(&A->head);
-            free(A->head_acc);
+            free(A->head_buf);
             free(A->out);
             free(A->head_out);
         }
@@ -259,9 +263,12 @@ void wavenet_destroy(void *handle) { wavenet_free((WaveNet *)handle); }
 
 static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int n);
 
-/* Back to "silence before the first sample": every layer's history holds what that
- * layer sees while the input is silent. Layers have biases, so that is not zero; it
- * is reached by running receptive_field - 1 samples of silence from zeroed buffers. */
+/* A history buffer of `history` past samples and room for two blocks of new ones. */
+static int buffer_length(int history, int block) { return history + (history > 2 * block ? history : 2 * block); }
+
+/* Back to "silence before the first sample": every history holds what it holds while the
+ * input is silent. Layers have biases, so that is not zero; it is reached by running
+ * receptive_field - 1 samples of silence from zeroed buffers. */
 void wavenet_reset(void *handle) {
     WaveNet *m = (WaveNet *)handle;
     for (int a = 0; a < m->n_arrays; a++) {
@@ -271,6 +278,8 @@ void wavenet_reset(void *handle) {
             memset(L->buf, 0, sizeof(float) * (size_t)A->channels * L->length);
             L->pos = L->history;
         }
+        memset(A->head_buf, 0, sizeof(float) * (size_t)A->bottleneck * A->head_length);
+        A->head_pos = A->head_history;
     }
     for (long done = 0; done < m->prewarm; done += m->max_block) {
         int len = m->prewarm - done < m->max_block ? (int)(m->prewarm - done) : m->max_block;
@@ -279,8 +288,9 @@ void wavenet_reset(void *handle) {
 }
 
 /* config: n_arrays, then per array: input_size, condition_size, head_size, channels,
- * kernel_size, gated, head_bias, activation, n_layers, dilations[n_layers].
- * Returns NULL when config and weights do not agree. */
+ * bottleneck, gated, head_bias, activation, head_kernel, head_dilation, n_layers, then per
+ * layer its kernel size and dilation. Weights in NAM's order (layer1x1 active, no head1x1,
+ * no FiLM, groups 1). Returns NULL when config and weights do not agree. */
 void *wavenet_create(const int *config, int config_len, const float *weights, long n_weights, int max_block) {
     if (config_len < 1 || max_block < 1 || config[0] < 1) return NULL;
     float *combined = NULL; /* one layer's [conv | mixer] weights, row-major */
@@ -291,67 +301,80 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
     m->block = round_up(max_block, TILE);
     m->arrays = calloc((size_t)m->n_arrays, sizeof(Array));
     if (!m->arrays) goto fail;
-    int c = 1, widest = 1, max_k = 1;
+    int c = 1, widest = 1, max_src = 1;
     long w = 0;
     for (int a = 0; a < m->n_arrays; a++) {
         Array *A = &m->arrays[a];
-        if (c + 9 > config_len) goto fail;
+        if (c + 11 > config_len) goto fail;
         A->input_size = config[c++];
         A->cond_size = config[c++];
         A->head_size = config[c++];
         A->channels = config[c++];
-        A->kernel = config[c++];
+        A->bottleneck = config[c++];
         A->gated = config[c++];
         int head_bias = config[c++];
         A->act = config[c++];
+        A->head_kernel = config[c++];
+        A->head_dilation = config[c++];
         A->n_layers = config[c++];
-        int ch = A->channels, k = A->kernel, cond = A->cond_size, mid = A->gated ? 2 * ch : ch;
-        if (ch < 1 || k < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
-            A->act < 0 || A->act >= N_ACT || c + A->n_layers > config_len)
+        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, mid = A->gated ? 2 * bn : bn;
+        if (ch < 1 || bn < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
+            A->act < 0 || A->act >= N_ACT || A->head_kernel < 1 || A->head_dilation < 1 ||
+            c + 2 * A->n_layers > config_len)
             goto fail;
         if (a == 0 ? A->input_size > cond : A->input_size != m->arrays[a - 1].channels) goto fail;
-        if (a > 0 && ch != m->arrays[a - 1].head_size) goto fail;
+        if (a > 0 && (ch != m->arrays[a - 1].head_size || bn != m->arrays[a - 1].head_size)) goto fail;
         m->cond_size = cond;
         widest = round_up(mid > widest ? mid : widest, RB);
-        max_k = ch * k + cond > max_k ? ch * k + cond : max_k;
         if (w + (long)ch * A->input_size > n_weights) goto fail;
         if (!dense_init(&A->rechannel, weights + w, NULL, ch, A->input_size)) goto fail;
         w += (long)ch * A->input_size;
         A->layers = calloc((size_t)A->n_layers, sizeof(Layer));
-        combined = malloc(sizeof(float) * (size_t)mid * (ch * k + cond));
-        if (!A->layers || !combined) goto fail;
+        if (!A->layers) goto fail;
         for (int l = 0; l < A->n_layers; l++) {
             Layer *L = &A->layers[l];
+            const int k = config[c++];
+            L->kernel = k;
             L->dilation = config[c++];
+            if (k < 1 || L->dilation < 1) goto fail;
             L->history = (k - 1) * L->dilation;
-            L->length = L->history + (L->history > 2 * m->block ? L->history : 2 * m->block);
+            L->length = buffer_length(L->history, m->block);
             L->buf = calloc((size_t)ch * L->length, sizeof(float));
             L->pos = L->history;
             m->prewarm += L->history;
-            long need = (long)mid * ch * k + mid + (long)mid * cond + (long)ch * ch + ch;
-            if (!L->buf || L->dilation < 1 || w + need > n_weights) goto fail;
+            max_src = ch * k + cond > max_src ? ch * k + cond : max_src;
+            long need = (long)mid * ch * k + mid + (long)mid * cond + (long)ch * bn + ch;
+            combined = malloc(sizeof(float) * (size_t)mid * (ch * k + cond));
+            if (!L->buf || !combined || w + need > n_weights) goto fail;
             const float *conv_w = weights + w, *conv_b = conv_w + (long)mid * ch * k, *mix_w = conv_b + mid;
             for (int r = 0; r < mid; r++) { /* row r: the conv's ch*k taps, then the mixer's cond inputs */
                 memcpy(combined + (size_t)r * (ch * k + cond), conv_w + (size_t)r * ch * k, sizeof(float) * ch * k);
                 memcpy(combined + (size_t)r * (ch * k + cond) + ch * k, mix_w + (size_t)r * cond, sizeof(float) * cond);
             }
-            const float *w1 = mix_w + (long)mid * cond, *b1 = w1 + (long)ch * ch;
-            if (!dense_init(&L->conv, combined, conv_b, mid, ch * k + cond) || !dense_init(&L->conv1x1, w1, b1, ch, ch))
+            const float *w1 = mix_w + (long)mid * cond, *b1 = w1 + (long)ch * bn;
+            if (!dense_init(&L->conv, combined, conv_b, mid, ch * k + cond) || !dense_init(&L->conv1x1, w1, b1, ch, bn))
                 goto fail;
+            free(combined);
+            combined = NULL;
             w += need;
         }
-        free(combined);
-        combined = NULL;
-        long head_need = (long)A->head_size * ch + (head_bias ? A->head_size : 0);
+        const int hk = A->head_kernel;
+        long head_need = (long)A->head_size * bn * hk + (head_bias ? A->head_size : 0);
         if (w + head_need > n_weights) goto fail;
-        if (!dense_init(&A->head, weights + w, head_bias ? weights + w + (long)A->head_size * ch : NULL, A->head_size, ch))
-            goto fail;
+        const float *head_b = head_bias ? weights + w + (long)A->head_size * bn * hk : NULL;
+        if (!dense_init(&A->head, weights + w, head_b, A->head_size, bn * hk)) goto fail;
         w += head_need;
-        A->head_acc = calloc((size_t)ch * m->block, sizeof(float));
+        max_src = bn * hk > max_src ? bn * hk : max_src;
+        A->head_history = (hk - 1) * A->head_dilation;
+        A->head_length = buffer_length(A->head_history, m->block);
+        A->head_pos = A->head_history;
+        m->prewarm += A->head_history;
+        A->head_buf = calloc((size_t)bn * A->head_length, sizeof(float));
         A->out = calloc((size_t)ch * m->block, sizeof(float));
         A->head_out = calloc((size_t)A->head_size * m->block, sizeof(float));
-        if (!A->head_acc || !A->out || !A->head_out) goto fail;
+        if (!A->head_buf || !A->out || !A->head_out) goto fail;
         widest = round_up(A->head_size > widest ? A->head_size : widest, RB);
+        widest = round_up(bn > widest ? bn : widest, RB);
     }
     if (w + 1 != n_weights || m->arrays[m->n_arrays - 1].head_size != 1) goto fail; /* head_scale is last */
     m->head_scale = weights[w];
@@ -360,7 +383,7 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
     m->cond = calloc((size_t)m->cond_size * m->block, sizeof(float));
     m->silence = calloc((size_t)m->cond_size * m->block, sizeof(float));
     m->sink = calloc((size_t)m->block, sizeof(float));
-    m->src = calloc((size_t)(max_k > widest ? max_k : widest) + m->cond_size, sizeof(float *));
+    m->src = calloc((size_t)(max_src > widest ? max_src : widest) + m->cond_size, sizeof(float *));
     if (!m->z || !m->h || !m->cond || !m->silence || !m->sink || !m->src) goto fail;
     wavenet_reset(m);
     return m;
@@ -370,14 +393,15 @@ fail:
     return NULL;
 }
 
-/* Make room for n new samples at L->pos, rewinding the buffer when it is full. */
-static void layer_make_room(Layer *L, int channels, int n) {
-    if (L->pos + n <= L->length) return;
-    for (int c = 0; c < channels; c++) {
-        float *b = L->buf + (size_t)c * L->length;
-        memmove(b, b + L->pos - L->history, sizeof(float) * (size_t)L->history);
+/* Make room for n new samples at *pos in a rows x length buffer that keeps `history` past
+ * samples, rewinding it when it is full. */
+static void make_room(float *buf, int rows, int length, int history, int *pos, int n) {
+    if (*pos + n <= length) return;
+    for (int c = 0; c < rows; c++) {
+        float *b = buf + (size_t)c * length;
+        memmove(b, b + *pos - history, sizeof(float) * (size_t)history);
     }
-    L->pos = L->history;
+    *pos = history;
 }
 
 /* One block of n <= max_block samples. Work runs over nt = n rounded up to whole tiles;
@@ -392,43 +416,48 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
     }
     for (int a = 0; a < m->n_arrays; a++) {
         Array *A = &m->arrays[a];
-        const int ch = A->channels, k = A->kernel, cond = A->cond_size;
+        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, HL = A->head_length;
         const float *x_in = a == 0 ? m->cond : m->arrays[a - 1].out;
-        for (int c = 0; c < ch; c++) {
-            float *acc = A->head_acc + (size_t)c * B;
+        make_room(A->head_buf, bn, HL, A->head_history, &A->head_pos, nt);
+        float *acc = A->head_buf + A->head_pos;
+        for (int c = 0; c < bn; c++) {
             if (a == 0)
-                memset(acc, 0, sizeof(float) * (size_t)nt);
+                memset(acc + (size_t)c * HL, 0, sizeof(float) * (size_t)nt);
             else
-                memcpy(acc, m->arrays[a - 1].head_out + (size_t)c * B, sizeof(float) * (size_t)nt);
+                memcpy(acc + (size_t)c * HL, m->arrays[a - 1].head_out + (size_t)c * B, sizeof(float) * (size_t)nt);
         }
         Layer *first = &A->layers[0];
-        layer_make_room(first, ch, nt);
+        make_room(first->buf, ch, first->length, first->history, &first->pos, nt);
         for (int i = 0; i < A->input_size; i++) src[i] = x_in + (size_t)i * B;
         dense(&A->rechannel, src, NULL, 0, first->buf + first->pos, first->length, nt);
         for (int l = 0; l < A->n_layers; l++) {
             Layer *L = &A->layers[l];
+            const int k = L->kernel;
             const float *x = L->buf + L->pos;
             for (int c = 0; c < ch; c++)
                 for (int j = 0; j < k; j++) src[c * k + j] = x + (size_t)c * L->length - (k - 1 - j) * L->dilation;
             for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
             dense(&L->conv, src, NULL, 0, m->z, B, nt);
-            for (int c = 0; c < ch; c++)
-                activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + ch) * B : NULL,
-                         m->h + (size_t)c * B, A->head_acc + (size_t)c * B, nt);
+            for (int c = 0; c < bn; c++)
+                activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + bn) * B : NULL,
+                         m->h + (size_t)c * B, acc + (size_t)c * HL, nt);
             float *dst = A->out;
             int dst_stride = B;
             if (l + 1 < A->n_layers) {
                 Layer *next = &A->layers[l + 1];
-                layer_make_room(next, ch, nt);
+                make_room(next->buf, ch, next->length, next->history, &next->pos, nt);
                 dst = next->buf + next->pos;
                 dst_stride = next->length;
             }
-            for (int c = 0; c < ch; c++) src[c] = m->h + (size_t)c * B;
+            for (int c = 0; c < bn; c++) src[c] = m->h + (size_t)c * B;
             dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
             L->pos += n;
         }
-        for (int c = 0; c < ch; c++) src[c] = A->head_acc + (size_t)c * B;
+        const int hk = A->head_kernel;
+        for (int c = 0; c < bn; c++)
+            for (int j = 0; j < hk; j++) src[c * hk + j] = acc + (size_t)c * HL - (hk - 1 - j) * A->head_dilation;
         dense(&A->head, src, NULL, 0, A->head_out, B, nt);
+        A->head_pos += n;
     }
     const float *y = m->arrays[m->n_arrays - 1].head_out;
     for (int t = 0; t < n; t++) out[t] = m->head_scale * y[t];

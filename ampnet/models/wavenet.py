@@ -623,7 +623,9 @@ class WaveNet(nn.Module):
         if pad_start and state is None:
             if self.condition_dsp is not None:  # a recurrent one settles its own way
                 return self(x, state=self.initial_state(x.shape[0]))
-            x = pad_silence(x, self.receptive_field - 1)
+            # NAM's receptive field adds up every array's history; when a later array's own
+            # history is longer than a head kernel's, the valid output is longer: trim it
+            return self(pad_silence(x, self.receptive_field - 1))[..., -x.shape[-1] :]
         if self.condition_dsp is None:
             c = x
         elif state is None:
