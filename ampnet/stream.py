@@ -132,6 +132,7 @@ class Streamer:
         self.model = model.eval()
         self.sample_rate = sample_rate
         self.input_gain = np.float32(10.0 ** (input_gain_db / 20.0))
+        self._unity = self.input_gain == 1.0
         self.max_block = int(max_block)
         self.latency_samples = 0  # causal: output n depends on input up to n
         self._engine, self.backend = _engine(self.model, backend, self.max_block, device)
@@ -174,32 +175,40 @@ class Streamer:
         self._settings.update(values)
         for knob, value in values.items():
             self._target[self.param_names.index(knob)] = value
+        self._ramping = not np.array_equal(self._knobs, self._target)
 
     def reset(self) -> None:
         """Forget the past: the next block starts after silence, knobs at their settings."""
         self._knobs[:] = self._target
+        self._ramping = False
         self._x[:] = silence(torch.from_numpy(self._knobs)[None], self.max_block)[0].numpy()
         self._engine.reset(self._knobs)
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process one block of samples ``(n,)`` and return ``(n,)`` (written into ``out`` if given)."""
-        block = np.asarray(block, dtype=np.float32)
+        if block.__class__ is not np.ndarray or block.dtype != np.float32:
+            block = np.asarray(block, dtype=np.float32)
         if block.ndim != 1:
             raise ValueError(f"a block is 1-D (samples,), got shape {block.shape}")
         n = block.shape[0]
         if out is None:
             out = np.empty(n, dtype=np.float32)
-        ramp = n > 0 and not np.array_equal(self._knobs, self._target)
-        for start in range(0, n, self.max_block):
-            m = min(self.max_block, n - start)
-            np.multiply(block[start : start + m], self.input_gain, out=self._x[0, :m])
+        ramp = self._ramping and n > 0
+        x, y, step = self._x[0], self._y, self.max_block
+        for start in range(0, n, step):  # the per-block path: no allocation, few calls
+            m = n - start if n - start < step else step
+            if self._unity:
+                x[:m] = block[start : start + m]
+            else:
+                np.multiply(block[start : start + m], self.input_gain, out=x[:m])
             if ramp:
                 self._ramp(start, m, n)
             self._run(m)
-            out[start : start + m] = self._y[:m]
+            out[start : start + m] = y[:m]
         if ramp:
             self._knobs[:] = self._target
             self._x[1:] = self._knobs[:, None]
+            self._ramping = False
         return out
 
     def _ramp(self, start: int, m: int, n: int) -> None:

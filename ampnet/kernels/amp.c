@@ -174,26 +174,73 @@ static void dense_free(Dense *d) {
     free(d->bias);
 }
 
+/* One register block of R <= RB output rows over T tiles: both are compile-time constants
+ * in each instance, so a block of 3 rows (A2-Lite) does 3 multiply-adds per input, not RB,
+ * and few rows take several tiles at once to keep the vector units busy. */
+#define DENSE_ROWS(R, T)                                                                                \
+    static inline void dense_rows_##R##_##T(const Dense *d, const float *w, const float *bias,          \
+                                            const float *const *src, const float *init, int init_stride, \
+                                            float *out, int out_stride, int t) {                        \
+        vec acc[T][R];                                                                                  \
+        for (int u = 0; u < T; u++)                                                                     \
+            for (int r = 0; r < R; r++) acc[u][r] = (vec){0} + bias[r];                                 \
+        if (init)                                                                                       \
+            for (int u = 0; u < T; u++)                                                                 \
+                for (int r = 0; r < R; r++) acc[u][r] += vload(init + (size_t)r * init_stride + t + u * TILE); \
+        for (int i = 0; i < d->k; i++) {                                                                \
+            const float *wi = w + (size_t)i * RB;                                                       \
+            _Pragma("GCC unroll 4") for (int u = 0; u < T; u++) {                                       \
+                const vec x = vload(src[i] + t + u * TILE);                                             \
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[u][r] += x * wi[r];             \
+            }                                                                                           \
+        }                                                                                               \
+        for (int u = 0; u < T; u++)                                                                     \
+            for (int r = 0; r < R; r++) vstore(out + (size_t)r * out_stride + t + u * TILE, acc[u][r]); \
+    }
+DENSE_ROWS(1, 4)
+DENSE_ROWS(2, 4)
+DENSE_ROWS(3, 2)
+DENSE_ROWS(4, 2)
+DENSE_ROWS(1, 1)
+DENSE_ROWS(2, 1)
+DENSE_ROWS(3, 1)
+DENSE_ROWS(4, 1)
+DENSE_ROWS(5, 1)
+DENSE_ROWS(6, 1)
+DENSE_ROWS(7, 1)
+DENSE_ROWS(8, 1)
+
 /* out[r][t] = bias[r] (+ init[r][t]) + sum_i W[r][i] * src[i][t] for t < n (a multiple
  * of TILE); src is a list of k row pointers, so shifted views (conv taps) cost nothing. */
 static void dense(const Dense *d, const float *const *src, const float *init, int init_stride, float *out,
                   int out_stride, int n) {
-    const int k = d->k;
-    for (int t = 0; t < n; t += TILE) {
-        for (int r0 = 0; r0 < d->rows; r0 += RB) {
-            const float *w = d->w + (size_t)(r0 / RB) * k * RB;
-            const int valid = d->rows - r0 < RB ? d->rows - r0 : RB;
-            vec acc[RB];
-            for (int r = 0; r < RB; r++) acc[r] = (vec){0} + d->bias[r0 + r];
-            if (init)
-                for (int r = 0; r < valid; r++) acc[r] += vload(init + (size_t)(r0 + r) * init_stride + t);
-            for (int i = 0; i < k; i++) {
-                const vec x = vload(src[i] + t);
-                const float *wi = w + (size_t)i * RB;
-#pragma GCC unroll 8
-                for (int r = 0; r < RB; r++) acc[r] += x * wi[r];
+    for (int r0 = 0; r0 < d->rows; r0 += RB) {
+        const float *w = d->w + (size_t)(r0 / RB) * d->k * RB, *bias = d->bias + r0;
+        const float *in = init ? init + (size_t)r0 * init_stride : NULL;
+        float *o = out + (size_t)r0 * out_stride;
+        const int rows = d->rows - r0 < RB ? d->rows - r0 : RB;
+        int t = 0;
+#define WIDE(R, T)                                                                                      \
+    for (; t + (T) * TILE <= n; t += (T) * TILE) dense_rows_##R##_##T(d, w, bias, src, in, init_stride, o, out_stride, t)
+        switch (rows) { /* few rows: several tiles a pass, then one tile at a time */
+        case 1: WIDE(1, 4); break;
+        case 2: WIDE(2, 4); break;
+        case 3: WIDE(3, 2); break;
+        case 4: WIDE(4, 2); break;
+        default: break;
+        }
+#undef WIDE
+        for (; t < n; t += TILE) {
+            switch (rows) {
+            case 1: dense_rows_1_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 2: dense_rows_2_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 3: dense_rows_3_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 4: dense_rows_4_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 5: dense_rows_5_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 6: dense_rows_6_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            case 7: dense_rows_7_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
+            default: dense_rows_8_1(d, w, bias, src, in, init_stride, o, out_stride, t); break;
             }
-            for (int r = 0; r < valid; r++) vstore(out + (size_t)(r0 + r) * out_stride + t, acc[r]);
         }
     }
 }
