@@ -1,6 +1,7 @@
-"""Inference speed: ampnet against NAM 0.13's Python forward, measured in the same run.
+"""Inference speed: ampnet against NAM 0.13's Python forward and NAM's C++ engine, in one run.
 
     python scripts/bench_inference.py [--seconds 5] [--models wavenet,lstm] [--json out.json]
+    python scripts/bench_inference.py --engine-only      # just the table against NAM's engine
 
 For each preset: offline throughput (samples/s, and x real time at 48 kHz) on 1 thread
 and on all threads, for ampnet (native kernels, and its PyTorch fallback) and for NAM
@@ -9,6 +10,13 @@ the LSTM as an equal-shaped NAM LSTM, which has no input skip); then ampnet's st
 real-time factor (compute time / audio time) at blocks of 32, 64 and 256 samples on one
 thread, and NAM's only streaming option (re-running the receptive field every block)
 for comparison. Random weights: speed does not depend on them.
+
+Against NAM's engine (``../shared/nam-core``, the plugin's DSP core, built with
+``build.sh native`` for the instruction set ampnet's kernel uses): A1 standard, A2-Full,
+A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
+of 32, 64 and 256, the real-time factor of ``Streamer.process`` (what a Python host pays)
+and of the kernel call alone (what a C host would), the median of three runs interleaved
+with the engine's own ``bench`` (which times only its ``process()``).
 """
 
 from __future__ import annotations
@@ -17,22 +25,43 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from ampnet import kernels
-from ampnet.formats.nam import wavenet_to_nam
+from ampnet.data.synth import synth_di
+from ampnet.formats.nam import to_nam, wavenet_to_nam
 from ampnet.models import WaveNet
 from ampnet.stream import Streamer, render
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+REPO = Path(__file__).resolve().parents[1]
+ENGINE = (
+    Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).parent / "nam-core"
+)
 RATE = 48000
-PRESETS = ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "lstm"]
+PRESETS = ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "lstm", "a2", "a2_lite"]
+ENGINE_ROWS = {
+    "A1 standard": "wavenet",
+    "A2-Full": "a2",
+    "A2-Lite": "a2_lite",
+    "LSTM 1x24": "lstm_nam",
+}
+
+
+def preset(name: str, seed: int = 0):
+    """A model preset as ``python -m ampnet.train model=<name>`` builds it, random weights."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={name}"])
+    torch.manual_seed(seed)
+    return instantiate(cfg.model).eval()
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -103,7 +132,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="audio per offline measurement")
     parser.add_argument("--models", default=",".join(PRESETS))
     parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="only the table against NAM's engine"
+    )
     args = parser.parse_args()
+    if args.engine_only:
+        engine_table(args.json)
+        return
 
     all_threads = os.cpu_count() or 1
     x = (0.3 * np.random.default_rng(0).standard_normal(int(args.seconds * RATE))).astype(
@@ -116,8 +151,7 @@ def main() -> None:
     )
     results = {}
     for name in args.models.split(","):
-        torch.manual_seed(0)
-        model = instantiate(OmegaConf.load(CONF / f"{name}.yaml")).eval()
+        model = preset(name)
         nam = nam_model(model)
         row = {"parameters": sum(p.numel() for p in model.parameters())}
         for threads in sorted({1, all_threads}):
@@ -145,8 +179,85 @@ def main() -> None:
             line += f" | NAM re-running the receptive field {row['stream_64_nam']:.2f}"
             line += f" | ampnet faster by {row['stream_64_nam'] / row['stream_64']:.0f}x"
         print(line)
+    results["engine"] = engine_table(None)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def engine_table(json_path: str | None) -> dict:
+    """ampnet's streaming real-time factor next to NAM's engine's, same weights, same input."""
+    build = subprocess.run(
+        ["bash", str(ENGINE / "build.sh"), "native"], capture_output=True, text=True
+    )
+    if build.returncode != 0:
+        print(f"\nNAM's engine: not built ({build.stderr.strip()[-200:]}); no engine rows")
+        return {}
+    tool = build.stdout.strip().splitlines()[-1]
+    di = REPO.parent / "shared" / "data" / "di.wav"
+    x = sf.read(di, dtype="float32")[0] if di.is_file() else synth_input(30.0)
+    torch.set_num_threads(1)
+    rows: dict = {}
+    print(
+        f"\nstreaming against NAM's engine (native build), 1 thread, {len(x) / RATE:.1f} s of "
+        "audio, median of 3; real-time factor (lower is faster)"
+    )
+    print(
+        f"{'model':12s} {'block':>5s} {'ampnet Streamer':>16s} {'kernel call':>12s} {'engine':>8s} {'ampnet/engine':>14s}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "in.wav"
+        sf.write(wav, x, RATE, subtype="FLOAT")
+        for label, name in ENGINE_ROWS.items():
+            model = preset(name)
+            path = Path(tmp) / f"{name}.nam"
+            path.write_text(json.dumps(to_nam(model, RATE)))
+            for block in (32, 64, 256):
+                ours, call, theirs = [], [], []
+                for _ in range(3):  # interleaved, so a busy moment hits both tools
+                    ours.append(stream_rtf_once(model, x, block))
+                    call.append(kernel_rtf_once(model, x, block))
+                    out = subprocess.run(
+                        [tool, "bench", str(path), str(wav), "--block", str(block), "--reps", "1"],
+                        capture_output=True, text=True,
+                    )  # fmt: skip
+                    theirs.append(float(out.stdout.split()[-1]))
+                o, c, t = (
+                    statistics.median(ours),
+                    statistics.median(call),
+                    statistics.median(theirs),
+                )
+                rows[f"{label} @{block}"] = {"ampnet": o, "kernel_call": c, "engine": t}
+                print(f"{label:12s} {block:5d} {o:16.4f} {c:12.4f} {t:8.4f} {o / t:14.2f}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"engine": rows}, indent=2))
+    return rows
+
+
+def synth_input(seconds: float) -> np.ndarray:
+    return synth_di(seconds=seconds, seed=5)
+
+
+def stream_rtf_once(model, x: np.ndarray, block: int) -> float:
+    streamer = Streamer(model, max_block=block)
+    out = np.empty(block, np.float32)
+    start = time.perf_counter()
+    for i in range(0, len(x) - block + 1, block):
+        streamer.process(x[i : i + block], out)
+    return (time.perf_counter() - start) / (len(x) / RATE)
+
+
+def kernel_rtf_once(model, x: np.ndarray, block: int) -> float:
+    """The native kernel called directly on fixed buffers: no Python streamer around it."""
+    if kernels.unsupported(model):
+        return float("nan")
+    native = kernels.NativeModel(model, max_block=block)
+    xb, out = np.zeros((1, block), np.float32), np.empty(block, np.float32)
+    run = native.bind(xb, out)
+    start = time.perf_counter()
+    for i in range(0, len(x) - block + 1, block):
+        xb[0] = x[i : i + block]
+        run(block)
+    return (time.perf_counter() - start) / (len(x) / RATE)
 
 
 if __name__ == "__main__":

@@ -199,8 +199,12 @@ static void dense_free(Dense *d) {
     }
 DENSE_ROWS(1, 4)
 DENSE_ROWS(2, 4)
-DENSE_ROWS(3, 2)
-DENSE_ROWS(4, 2)
+DENSE_ROWS(3, 4)
+DENSE_ROWS(4, 4)
+DENSE_ROWS(5, 2)
+DENSE_ROWS(6, 2)
+DENSE_ROWS(7, 2)
+DENSE_ROWS(8, 2)
 DENSE_ROWS(1, 1)
 DENSE_ROWS(2, 1)
 DENSE_ROWS(3, 1)
@@ -225,9 +229,12 @@ static void dense(const Dense *d, const float *const *src, const float *init, in
         switch (rows) { /* few rows: several tiles a pass, then one tile at a time */
         case 1: WIDE(1, 4); break;
         case 2: WIDE(2, 4); break;
-        case 3: WIDE(3, 2); break;
-        case 4: WIDE(4, 2); break;
-        default: break;
+        case 3: WIDE(3, 4); break;
+        case 4: WIDE(4, 4); break;
+        case 5: WIDE(5, 2); break;
+        case 6: WIDE(6, 2); break;
+        case 7: WIDE(7, 2); break;
+        default: WIDE(8, 2); break;
         }
 #undef WIDE
         for (; t < n; t += TILE) {
@@ -521,8 +528,9 @@ void wavenet_process(void *handle, const float *in, int stride, float *out, int 
 
 /* ---------------------------------------------------------------- LSTM -- */
 
-/* Gates are stored in four groups (i, f, g, o), each padded to hp = H rounded up to
- * TILE lanes, so every activation runs on whole vectors of one kind. */
+/* Gates are stored packed, i f g o, H each (gp = 4H rounded up to TILE lanes): the gate
+ * sums waste no lanes. The activations read each gate's H values as whole vectors (the
+ * last one running into the next gate) and keep only the lanes below H. */
 typedef struct {
     int input_size, hidden, n_layers, skip, hp;
     float *wt;      /* per layer (in + H) rows of 4 * hp gate weights: column j of [W_ih W_hh] */
@@ -575,7 +583,7 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     if (input_size < 1 || hidden < 1 || n_layers < 1) return NULL;
     Lstm *m = calloc(1, sizeof *m);
     if (!m) return NULL;
-    const int H = hidden, hp = round_up(H, TILE), G = 4 * H;
+    const int H = hidden, hp = round_up(H, TILE), G = 4 * H, gp = round_up(G, TILE);
     m->input_size = input_size;
     m->hidden = H;
     m->n_layers = n_layers;
@@ -589,15 +597,15 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     }
     need += H + 1;
     int widest = (input_size > H ? input_size : H) + H;
-    m->wt = calloc((size_t)rows * 4 * hp, sizeof(float));
+    m->wt = calloc((size_t)rows * gp, sizeof(float));
     m->wt_off = calloc((size_t)n_layers, sizeof(long));
-    m->bias = calloc((size_t)n_layers * 4 * hp, sizeof(float));
+    m->bias = calloc((size_t)n_layers * gp, sizeof(float));
     m->h0 = calloc((size_t)n_layers * hp, sizeof(float));
     m->c0 = calloc((size_t)n_layers * hp, sizeof(float));
     m->head_w = calloc((size_t)hp, sizeof(float));
     m->h = calloc((size_t)n_layers * hp, sizeof(float));
     m->c = calloc((size_t)n_layers * hp, sizeof(float));
-    m->g = calloc((size_t)4 * hp, sizeof(float));
+    m->g = calloc((size_t)gp + hp, sizeof(float)); /* + the last gate's overhang */
     m->v = calloc((size_t)widest, sizeof(float));
     if (n_weights != need || !m->wt || !m->wt_off || !m->bias || !m->h0 || !m->c0 || !m->head_w || !m->h ||
         !m->c || !m->g || !m->v) {
@@ -608,15 +616,13 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     for (int l = 0; l < n_layers; l++) {
         int width = (l == 0 ? input_size : H) + H;
         m->wt_off[l] = off;
-        for (int gate = 0; gate < 4; gate++)
-            for (int r = 0; r < H; r++) {
-                const float *row = weights + w + (long)(gate * H + r) * width;
-                for (int j = 0; j < width; j++) m->wt[off + (long)j * 4 * hp + gate * hp + r] = row[j];
-            }
+        for (int r = 0; r < G; r++) {
+            const float *row = weights + w + (long)r * width;
+            for (int j = 0; j < width; j++) m->wt[off + (long)j * gp + r] = row[j];
+        }
         w += (long)width * G;
-        off += (long)width * 4 * hp;
-        for (int gate = 0; gate < 4; gate++)
-            memcpy(m->bias + (size_t)l * 4 * hp + gate * hp, weights + w + gate * H, sizeof(float) * H);
+        off += (long)width * gp;
+        memcpy(m->bias + (size_t)l * gp, weights + w, sizeof(float) * G);
         w += G;
         memcpy(m->h0 + (size_t)l * hp, weights + w, sizeof(float) * H);
         w += H;
@@ -629,10 +635,34 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     return m;
 }
 
+/* NV gate vectors of TILE gates from g0: g = bias + sum_j v[j] * column j of the weights. */
+#define LSTM_GATES(NV)                                                                                  \
+    static inline void lstm_gates_##NV(const float *wt, const float *b, const float *v, int cols, int gp, \
+                                       int g0, float *g) {                                              \
+        vec acc[NV];                                                                                    \
+        for (int q = 0; q < NV; q++) acc[q] = vload(b + g0 + q * TILE);                                 \
+        for (int j = 0; j < cols; j++) {                                                                \
+            const float *col = wt + (size_t)j * gp + g0;                                                \
+            const float vj = v[j];                                                                      \
+            _Pragma("GCC unroll 8") for (int q = 0; q < NV; q++) acc[q] += vj * vload(col + q * TILE);  \
+        }                                                                                               \
+        for (int q = 0; q < NV; q++) vstore(g + g0 + q * TILE, acc[q]);                                 \
+    }
+LSTM_GATES(1)
+LSTM_GATES(2)
+LSTM_GATES(3)
+LSTM_GATES(4)
+LSTM_GATES(5)
+LSTM_GATES(6)
+LSTM_GATES(7)
+LSTM_GATES(8)
+
 /* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
 void lstm_process(void *handle, const float *in, int stride, float *out, int n) {
     Lstm *m = (Lstm *)handle;
-    const int H = m->hidden, hp = m->hp, gp = 4 * hp;
+    const int H = m->hidden, hp = m->hp, gp = round_up(4 * H, TILE);
+    ivec lane;
+    for (int q = 0; q < TILE; q++) lane[q] = q;
     float *g = m->g;
     for (int t = 0; t < n; t++) {
         int width = m->input_size;
@@ -642,23 +672,29 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
             memcpy(m->v + width, h, sizeof(float) * (size_t)H);
             const float *wt = m->wt + m->wt_off[l], *b = m->bias + (size_t)l * gp;
             const int cols = width + H;
-            for (int g0 = 0; g0 < gp; g0 += 2 * TILE) { /* gates = bias + [W_ih W_hh] [x; h] */
-                vec a0 = vload(b + g0), a1 = vload(b + g0 + TILE);
-                for (int j = 0; j < cols; j++) {
-                    const float *col = wt + (size_t)j * gp + g0;
-                    const float vj = m->v[j];
-                    a0 += vj * vload(col);
-                    a1 += vj * vload(col + TILE);
+            /* gates = bias + [W_ih W_hh] [x; h], up to 8 gate vectors at a time: that many
+             * independent sums, so the multiply-adds overlap instead of waiting on each other */
+            for (int g0 = 0; g0 < gp;) {
+                const int nv = (gp - g0) / TILE;
+                switch (nv >= 8 ? 8 : nv) {
+                case 1: lstm_gates_1(wt, b, m->v, cols, gp, g0, g); break;
+                case 2: lstm_gates_2(wt, b, m->v, cols, gp, g0, g); break;
+                case 3: lstm_gates_3(wt, b, m->v, cols, gp, g0, g); break;
+                case 4: lstm_gates_4(wt, b, m->v, cols, gp, g0, g); break;
+                case 5: lstm_gates_5(wt, b, m->v, cols, gp, g0, g); break;
+                case 6: lstm_gates_6(wt, b, m->v, cols, gp, g0, g); break;
+                case 7: lstm_gates_7(wt, b, m->v, cols, gp, g0, g); break;
+                default: lstm_gates_8(wt, b, m->v, cols, gp, g0, g); break;
                 }
-                vstore(g + g0, a0);
-                vstore(g + g0 + TILE, a1);
+                g0 += (nv >= 8 ? 8 : nv) * TILE;
             }
             for (int r = 0; r < hp; r += TILE) {
-                const vec i = vsigmoid(vload(g + r)), f = vsigmoid(vload(g + hp + r));
-                const vec gg = vtanh(vload(g + 2 * hp + r)), o = vsigmoid(vload(g + 3 * hp + r));
-                const vec c = f * vload(cs + r) + i * gg;
+                const vec i = vsigmoid(vload(g + r)), f = vsigmoid(vload(g + H + r));
+                const vec gg = vtanh(vload(g + 2 * H + r)), o = vsigmoid(vload(g + 3 * H + r));
+                const ivec keep = lane + r < H; /* lanes past H hold the next gate's values */
+                const vec c = vselect(keep, f * vload(cs + r) + i * gg, (vec){0});
                 vstore(cs + r, c);
-                vstore(h + r, o * vtanh(c));
+                vstore(h + r, vselect(keep, o * vtanh(c), (vec){0}));
             }
             memcpy(m->v, h, sizeof(float) * (size_t)H);
             width = H;
