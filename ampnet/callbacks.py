@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
@@ -70,3 +72,30 @@ class AudioExamples(L.Callback):
                     step=step,
                 )
                 logger.log_image(key="val/comparison", images=[image], step=step)
+
+
+class BestPerSize(L.Callback):
+    """For a model trained at several sizes at once (``val/esr_0``, ``val/esr_1``, ... logged):
+    ``checkpoints/best_size<i>.ckpt`` holds the weights at which size ``i`` validated best, as
+    NAM's packed trainer keeps a best checkpoint per size. Other models log no such metric."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = Path(dirpath)
+        self.best: dict[int, float] = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        for key, value in trainer.callback_metrics.items():
+            if not key.startswith("val/esr_"):
+                continue
+            size, value = int(key.rsplit("_", 1)[1]), float(value)
+            if value < self.best.get(size, float("inf")):
+                self.best[size] = value
+                trainer.save_checkpoint(self.dirpath / f"best_size{size}.ckpt", weights_only=False)
+
+    def state_dict(self) -> dict:
+        return {"best": dict(self.best)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = {int(k): float(v) for k, v in state_dict.get("best", {}).items()}

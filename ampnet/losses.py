@@ -185,6 +185,9 @@ class AmpLoss(nn.Module):
     def forward(
         self, y_hat: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """y_hat: (batch, outputs, time) against y: (batch, 1, time); several outputs (the
+        sizes of a slimmable model) are each held to the target, the terms their mean."""
+        y = y.expand_as(y_hat)
         values = {name: self.term(name, y_hat, y) for name in self.weights}
         total = sum(self.weights[name] * value for name, value in values.items())
         return total, values

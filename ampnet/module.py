@@ -117,8 +117,13 @@ class AmpModule(L.LightningModule):
     def _evaluate(self, batch, batch_idx: int, stage: str) -> None:
         x, y = batch
         y_hat = self(x, y.shape[-1]).float()
-        self.log(f"{stage}/esr", esr(y_hat, y), prog_bar=True, batch_size=1, sync_dist=True)
-        self.log(f"{stage}/mrstft", self.mrstft(y_hat, y), batch_size=1, sync_dist=True)
+        target = y.expand_as(y_hat)  # a slimmable model answers once per size
+        self.log(f"{stage}/esr", esr(y_hat, target), prog_bar=True, batch_size=1, sync_dist=True)
+        self.log(f"{stage}/mrstft", self.mrstft(y_hat, target), batch_size=1, sync_dist=True)
+        sizes = y_hat.shape[1]
+        for c in range(sizes) if sizes > 1 else ():  # channel 0 is the largest: esr_0 the smallest
+            value = esr(y_hat[:, c : c + 1], y)
+            self.log(f"{stage}/esr_{sizes - 1 - c}", value, batch_size=1, sync_dist=True)
         if batch_idx == 0:
             n = y.shape[-1]
             self.examples[stage] = (x[0, 0, -n:].cpu(), y[0, 0].cpu(), y_hat[0, 0].detach().cpu())

@@ -154,9 +154,7 @@ class Streamer:
         return cls.from_file(path, **kwargs)
 
     @classmethod
-    def from_file(
-        cls, path: str | os.PathLike, size: float | None = None, **kwargs
-    ) -> Streamer:
+    def from_file(cls, path: str | os.PathLike, size: float | None = None, **kwargs) -> Streamer:
         """A streamer for any model file ampnet reads: a training checkpoint or an export
         (.nam, AIDA-X or Proteus JSON); ``size`` (0 to 1) plays a slimmable .nam at that size."""
         loaded = load_model_file(path, size)

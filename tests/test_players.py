@@ -286,3 +286,30 @@ def test_every_engine_example_written_back_plays_in_nams_engine_as_before(name, 
         before = play([tool("nam-core"), "render", str(source), *flags], x, tmp_path)
         after = play([tool("nam-core"), "render", str(path), *flags], x, tmp_path)
         assert_engine_equal(after, before)
+
+
+def test_a2_slim_trains_both_sizes_keeps_each_best_and_ships_one_container(tmp_path, make_pair):
+    from .conftest import FAST
+
+    inp, out = make_pair(seconds=4.0, sr=48000)
+    run = tmp_path / "run"
+    args = [a for a in FAST if not a.startswith("model=")]
+    result = run_module(
+        "ampnet.train", "model=a2_slim", *args, "data=pair", "data.name=t",
+        f"data.input={inp}", f"data.output={out}", f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for size in (0, 1):
+        assert (run / "checkpoints" / f"best_size{size}.ckpt").is_file()
+    exported = run_module("ampnet.export", f"ckpt={run}", "formats=[nam]", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    (path,) = (run / "export").glob("*.nam")
+    data = json.loads(path.read_text())
+    assert data["architecture"] == "SlimmableContainer"
+    assert [s["max_value"] for s in data["config"]["submodels"]] == [0.5, 1.0]
+    x = di(0.5)
+    for size, channels in [(0.3, 3), (1.0, 8)]:
+        ours = load_model_file(run / "checkpoints" / f"best_size{int(size >= 0.5)}.ckpt", size)
+        assert ours.model.layer_arrays[0].channels == channels
+        played = play([tool("nam-core"), "render", str(path), "--slim", str(size)], x, tmp_path)
+        assert_engine_equal(played, render(ours.model, x))

@@ -52,6 +52,19 @@ __all__ = [
 ]
 
 
+def best_per_size(model, folder: Path):
+    """A model trained at several sizes with each member taken from the checkpoint where
+    that size validated best (``best_size<i>.ckpt``, kept by training), when there are any."""
+    members = getattr(model, "members", None)
+    if members is None:
+        return model
+    for i in range(len(members)):
+        path = folder / f"best_size{i}.ckpt"
+        if path.is_file():
+            members[i] = load_model(path)[0].members[i]
+    return model
+
+
 def raw_input_model(model: nn.Module, input_gain_db: float) -> nn.Module:
     """``model`` as it plays the raw DI: the training input gain folded into its weights."""
     if not input_gain_db:
@@ -78,6 +91,7 @@ def export(cfg: DictConfig) -> dict:
         ckpt = resolve_checkpoint(cfg.ckpt, cfg.outputs)
         trained, hparams = load_model(ckpt)
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        trained = best_per_size(trained, ckpt.parent)
         out = Path(cfg.out) if cfg.out else run_dir / "export"
     rate = int(hparams.get("sample_rate") or DEFAULT_SAMPLE_RATE)
     model = raw_input_model(trained, hparams.get("input_gain_db", 0.0)).eval()

@@ -55,18 +55,24 @@ def load_model_file(path: str | os.PathLike, size: float | None = None) -> Loade
     if not path.is_file():
         raise AmpnetError(f"{path}: no such model file")
     suffix = path.suffix.lower()
-    if size is not None and suffix != ".nam":
-        raise AmpnetError(f"{path}: size={size} is for slimmable .nam files; drop it")
+    if size is not None and suffix not in (".nam", ".ckpt"):
+        raise AmpnetError(f"{path}: size={size} is for slimmable models; drop it")
     if size is not None and not 0.0 <= size <= 1.0:
         raise AmpnetError(f"size={size}: use a number from 0 (smallest) to 1 (full size)")
     if suffix == ".ckpt":
         model, hparams = load_model(path)
+        sizes = list(getattr(model, "max_values", []))
+        if sizes:  # several sizes trained together: play one, the full one by default
+            model = model.at_size(size)
+        elif size is not None:
+            raise AmpnetError(f"{path}: holds one size of model; drop size={size}")
         return LoadedModel(
             model,
             hparams.get("sample_rate"),
             hparams.get("input_gain_db", 0.0),
             str(path),
             {"hparams": hparams},
+            sizes,
         )
     if suffix == ".nam":
         data = read_json(path)

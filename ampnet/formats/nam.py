@@ -23,7 +23,7 @@ from ampnet.formats.nam_weights import (
     lstm_weights,
     wavenet_weights,
 )
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import LSTM, Slimmable, WaveNet
 
 NAM_VERSION = "0.7.0"
 TOP_KEYS = {"layers", "head", "head_scale", "condition_dsp", "in_channels"}
@@ -139,6 +139,8 @@ def lstm_to_nam(model: LSTM, sample_rate: int | None, metadata: Mapping | None =
 
 def unfit_reason(model) -> str | None:
     """Why a ``.nam`` file cannot hold ``model`` (None when it can)."""
+    if isinstance(model, Slimmable):  # a container of its members
+        return next(filter(None, (unfit_reason(m) for m in model.members)), None)
     if not isinstance(model, WaveNet | LSTM):
         return f"NAM plays WaveNets and LSTMs, not a {type(model).__name__}"
     if model.input_channels > 1:
@@ -154,6 +156,10 @@ def to_nam(model, sample_rate: int | None, metadata: Mapping | None = None) -> d
         return wavenet_to_nam(model, sample_rate, metadata)
     if isinstance(model, LSTM):
         return lstm_to_nam(model, sample_rate, metadata)
+    if isinstance(model, Slimmable):
+        return container_to_nam(
+            list(zip(model.max_values, model.members, strict=True)), sample_rate, metadata
+        )
     raise AmpnetError(f"no .nam form for a {type(model).__name__}")
 
 

@@ -233,8 +233,10 @@ def _kernel_gap(model: WaveNet) -> str | None:
     for a in model.layer_arrays:
         if len({str(s) for s in a.activations}) > 1 or not isinstance(a.activations[0], str):
             return "per-layer or parametric activations"
-        if len(set(a.gating)) > 1 or a.gating[0] == "blended" or any(
-            s not in (None, "Sigmoid") for s in a.secondaries
+        if (
+            len(set(a.gating)) > 1
+            or a.gating[0] == "blended"
+            or any(s not in (None, "Sigmoid") for s in a.secondaries)
         ):
             return "blended or mixed gating, or a gate other than Sigmoid"
         if not a.layer1x1["active"] or a.head1x1["active"]:

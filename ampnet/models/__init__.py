@@ -8,6 +8,7 @@ from torch import nn
 
 from .gru import GRU
 from .lstm import LSTM
+from .slimmable import Slimmable
 from .wavenet import WaveNet
 
 # Only these classes may be built from a config found in a file: a checkpoint from a
@@ -19,6 +20,8 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "ampnet.models.lstm.LSTM": LSTM,
     "ampnet.models.GRU": GRU,
     "ampnet.models.gru.GRU": GRU,
+    "ampnet.models.Slimmable": Slimmable,
+    "ampnet.models.slimmable.Slimmable": Slimmable,
 }
 
 
@@ -36,4 +39,4 @@ def build_model(config: Mapping) -> nn.Module:
     return MODEL_CLASSES[target](**config)
 
 
-__all__ = ["GRU", "LSTM", "WaveNet", "MODEL_CLASSES", "build_model"]
+__all__ = ["GRU", "LSTM", "Slimmable", "WaveNet", "MODEL_CLASSES", "build_model"]
