@@ -40,31 +40,16 @@ def _activation(spec) -> dict:
 
 
 def _layer_array_config(array) -> dict:
-    """One layer array in the 0.7.0 schema, every key as NAM 0.13 writes it."""
-    head = {k: array.head[k] for k in ("out_channels", "kernel_size", "bias")}
-    if array.head["head_dilation"] != 1:
-        head["head_dilation"] = array.head["head_dilation"]
-    return {
-        "input_size": array.input_size,
-        "condition_size": array.condition_size,
-        "head": head,
-        "channels": array.channels,
-        "kernel_sizes": list(array.kernel_sizes),
-        "dilations": list(array.dilations),
-        "activation": [_activation(a) for a in array.activations],
-        "bottleneck": array.bottleneck,
-        "head1x1": dict(array.head1x1),
-        "layer1x1": dict(array.layer1x1),
-        "groups_input": array.groups_input,
-        "groups_input_mixin": array.groups_input_mixin,
-        **{
-            k: {"active": True, **v} if v else {"active": False, "shift": True, "groups": 1}
-            for k, v in array.films.items()
-        },
-        "gating_mode": list(array.gating),
-        "secondary_activation": [None if s is None else _activation(s) for s in array.secondaries],
-        "slimmable": array.slimmable,
-    }
+    """One layer array in the 0.7.0 schema, as NAM 0.13 writes it: the array's own 0.7
+    settings, with activations as objects and the head dilation only when it is not 1."""
+    config = array.full_config()
+    if config["head"]["head_dilation"] == 1:
+        del config["head"]["head_dilation"]
+    config["activation"] = [_activation(a) for a in config["activation"]]
+    config["secondary_activation"] = [
+        None if s is None else _activation(s) for s in config["secondary_activation"]
+    ]
+    return config
 
 
 def _envelope(architecture: str, config: dict, weights, sample_rate, metadata) -> dict:

@@ -380,6 +380,10 @@ class LayerArray(nn.Module):
                 "gated": self.gated,
                 "head_bias": self.head_bias,
             }
+        return self.full_config()
+
+    def full_config(self) -> dict:
+        """Every setting, in NAM's 0.7 keys."""
         return {
             "input_size": self.input_size,
             "condition_size": self.condition_size,
