@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +12,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from ampnet.atomic import atomic_output
 from ampnet.report.figures import comparison_figure
 from ampnet.report.metrics import compare_signals
 
@@ -99,3 +102,37 @@ class BestPerSize(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.best = {int(k): float(v) for k, v in state_dict.get("best", {}).items()}
+
+
+class TimedSnapshots(L.Callback):
+    """Every ``every_n_epochs`` epochs (and after the last), the weights and the wall-clock time
+    they were reached: ``<dirpath>/epoch<NNNN>.ckpt`` (weights only, readable like best.ckpt)
+    and a line in ``<dirpath>/snapshots.json``. For plots of accuracy against training time
+    (``scripts/bench_capture.py``); add with ``+callbacks.snapshots._target_=...``."""
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 5):
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.taken: list[dict] = []
+        self.overhead = 0.0  # seconds spent taking snapshots, for a benchmark to take off
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1  # epochs done
+        if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
+            return
+        reached = time.time()
+        path = self.dirpath / f"epoch{epoch:04d}.ckpt"
+        trainer.save_checkpoint(path, weights_only=True)
+        self.overhead += time.time() - reached
+        self.taken.append(
+            {
+                "epoch": epoch,
+                "step": trainer.global_step,
+                "time": reached,
+                "overhead_s": self.overhead,
+                "path": str(path),
+            }  # fmt: skip
+        )
+        if trainer.is_global_zero:
+            with atomic_output(self.dirpath / "snapshots.json") as tmp:
+                tmp.write_text(json.dumps(self.taken, indent=1) + "\n")

@@ -49,8 +49,8 @@ def main(argv=None) -> None:
     start, end = info["validation"]
     print(
         f"ampnet: wrote {out} ({info['seconds']:.1f} s at {args.sr} Hz) and {sidecar}\n"
-        f"  validation region: {start:.2f} - {end:.2f} s (train with data.split.unit=seconds "
-        f"'data.split.train=[0,{start:.2f}]' 'data.split.val=[{start:.2f},{end:.2f}]' data.split.test=null)"
+        f"  validation region: {start:.2f} - {end:.2f} s (ampnet.train finds it in the recording "
+        "by itself)"
     )
 
 

@@ -196,3 +196,33 @@ def test_segment_length_shorter_than_the_loss_needs_is_refused(make_pair):
     dm.require_segment_length(1024, "the loss's largest STFT")
     with pytest.raises(AmpnetError, match=r"data.segment_length=1024 is shorter than the loss's"):
         dm.require_segment_length(2048, "the loss's largest STFT")
+
+
+def test_a_reamp_recording_is_split_by_its_own_layout(tmp_path):
+    from ampnet.data.reamp import reamp_signal
+
+    rate = 16000
+    x, info = reamp_signal(rate, minutes=0.5, seed=3)
+    y = np.tanh(3 * x).astype(np.float32)
+    sf.write(tmp_path / "input.wav", x, rate, subtype="FLOAT")
+    sf.write(tmp_path / "output.wav", y, rate, subtype="FLOAT")
+    dm = AudioDataModule(str(tmp_path / "input.wav"), str(tmp_path / "output.wav"), history=100)
+    dm.setup("fit")
+    (t0, t1), (v0, v1) = dm.regions[0]["train"], dm.regions[0]["val"]
+    start, end = info["validation"]
+    # the output is aligned one sample late at most (the blips' safety margin)
+    assert abs(v0 - start * rate) <= 1 and abs(v1 - end * rate) <= 1
+    assert t0 == 0 and t1 < v0 and not dm.has_test
+    assert any("reamp signal" in note for note in dm.checks[0].notes)
+
+
+def test_auto_split_uses_the_fractions_for_other_recordings(tmp_path):
+    rate = 16000
+    x = (0.3 * np.sin(np.arange(4 * rate) * 0.05)).astype(np.float32)
+    sf.write(tmp_path / "input.wav", x, rate, subtype="FLOAT")
+    sf.write(tmp_path / "output.wav", np.tanh(2 * x), rate, subtype="FLOAT")
+    dm = AudioDataModule(str(tmp_path / "input.wav"), str(tmp_path / "output.wav"), history=100)
+    dm.setup("fit")
+    n = 4 * rate
+    assert dm.regions[0]["val"] == (round(0.8 * n), round(0.9 * n))
+    assert dm.regions[0]["test"] == (round(0.9 * n), n)

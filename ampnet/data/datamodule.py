@@ -12,11 +12,14 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
 from ampnet.data.checks import PairCheck, check_pair
+from ampnet.data.reamp import is_reamp_signal, reamp_regions
 from ampnet.data.windows import RegionWindow, TrainWindows, split_regions
 from ampnet.errors import AmpnetError
 from ampnet.models.knobs import SettingError, check_names, check_setting
 
-DEFAULT_SPLIT = {"unit": "fraction", "train": [0.0, 0.8], "val": [0.8, 0.9], "test": [0.9, 1.0]}
+# auto: a recording of ampnet's reamp signal is split by its layout (train on everything
+# before its validation part), anything else by these fractions
+DEFAULT_SPLIT = {"unit": "auto", "train": [0.0, 0.8], "val": [0.8, 0.9], "test": [0.9, 1.0]}
 
 
 class AudioDataModule(L.LightningDataModule):
@@ -144,10 +147,10 @@ class AudioDataModule(L.LightningDataModule):
                     f"{pair['input']}: {rate} Hz but the first pair is {self.sample_rate} Hz; "
                     "use one sample rate for every pair"
                 )
+            regions = self._split(x, rate, check)
             # the DI, then one constant channel per knob: what the model reads
             x = np.vstack([x * gain, *(np.full_like(x, v) for v in pair["params"].values())])
             y = y[None, :]
-            regions = split_regions(x.shape[1], rate, self.split)
             self._check_lengths(pair["input"], regions, rate)
             self.regions.append(regions)
             train = TrainWindows(
@@ -160,6 +163,21 @@ class AudioDataModule(L.LightningDataModule):
                     sets[name].append(RegionWindow(x, y, *regions[name], self.history))
         self._sets = {name: ConcatDataset(items) for name, items in sets.items() if items}
         self._report_checks()
+
+    def _split(self, x: np.ndarray, rate: int, check: PairCheck) -> dict[str, tuple[int, int]]:
+        """The regions of one pair: ``data.split``, where ``unit: auto`` means the reamp
+        signal's own layout when ``x`` is ampnet's reamp file, else the fractions given."""
+        if self.split.get("unit") != "auto":
+            return split_regions(len(x), rate, self.split)
+        if is_reamp_signal(x, rate):
+            regions = reamp_regions(len(x), rate)
+            (t0, t1), (v0, v1) = regions["train"], regions["val"]
+            check.notes.append(
+                f"ampnet's reamp signal: training on {t0 / rate:.2f}-{t1 / rate:.2f} s, "
+                f"validation on its validation part, {v0 / rate:.2f}-{v1 / rate:.2f} s"
+            )
+            return regions
+        return split_regions(len(x), rate, {**self.split, "unit": "fraction"})
 
     def _report_checks(self) -> None:
         """What alignment did (stdout) and what looks suspicious (stderr), once per run."""

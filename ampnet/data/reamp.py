@@ -30,6 +30,7 @@ VALIDATION_SECONDS = 12.0
 SAFETY_SAMPLES = (
     1  # shift one sample less than measured, so no output sample moves before its cause
 )
+GAP_SECONDS = 0.5  # silence on either side of the validation part
 
 
 def _phrases(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
@@ -83,14 +84,14 @@ def reamp_signal(
     used = sum(len(p) for _, p in parts) / sr
     train_seconds = max(10.0, minutes * 60 - used - VALIDATION_SECONDS - 1.0 - HEADER_SECONDS)
     parts.append(("guitar (training)", _phrases(rng, train_seconds, sr)))
-    parts.append(("silence", np.zeros(int(0.5 * sr))))
+    parts.append(("silence", np.zeros(int(GAP_SECONDS * sr))))
     parts.append(
         (
             "guitar (validation)",
             _phrases(np.random.default_rng(seed + 1000), VALIDATION_SECONDS, sr),
         )
     )
-    parts.append(("silence", np.zeros(int(0.5 * sr))))
+    parts.append(("silence", np.zeros(int(GAP_SECONDS * sr))))
     parts.append(("blips", blips()))
 
     layout, t = [], 0
@@ -110,6 +111,16 @@ def reamp_signal(
         "layout": layout,
     }
     return audio, info
+
+
+def reamp_regions(num_samples: int, sample_rate: int) -> dict[str, tuple[int, int]]:
+    """The training and validation regions of a recording of the reamp signal, ``num_samples``
+    long: validation is the guitar between the two last silences (the layout above, counted
+    from the end, so it holds for every length and seed), training everything before it."""
+    sr = sample_rate
+    end = num_samples - int(HEADER_SECONDS * sr) - int(GAP_SECONDS * sr)
+    start = end - int(VALIDATION_SECONDS * sr)
+    return {"train": (0, start - int(GAP_SECONDS * sr)), "val": (start, end)}
 
 
 def is_reamp_signal(x: np.ndarray, sample_rate: int) -> bool:
