@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ampnet.atomic import atomic_output
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE, write_audio
-from ampnet.data.reamp import reamp_signal
+from ampnet.data.reamp import REAMP_VERSION, VERSIONS, reamp_signal
 from ampnet.errors import AmpnetError, exit_on_user_error
 
 
@@ -34,13 +34,20 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="another seed gives other music, same layout"
     )
+    parser.add_argument(
+        "--version",
+        type=int,
+        default=REAMP_VERSION,
+        choices=VERSIONS,
+        help=f"signal version (default {REAMP_VERSION}; older ones stay available)",
+    )
     parser.add_argument("--subtype", default="PCM_24", help="soundfile subtype (default PCM_24)")
     args = parser.parse_args(argv)
     if not 8000 <= args.sr <= 384000:
         raise AmpnetError(f"--sr {args.sr}: choose a sample rate between 8000 and 384000 Hz")
     if not 0.5 <= args.minutes <= 30:
         raise AmpnetError(f"--minutes {args.minutes}: choose between 0.5 and 30 minutes")
-    audio, info = reamp_signal(args.sr, args.minutes, args.seed)
+    audio, info = reamp_signal(args.sr, args.minutes, args.seed, args.version)
     out = Path(args.output)
     write_audio(out, audio, args.sr, subtype=args.subtype)
     sidecar = out.with_suffix(".json")

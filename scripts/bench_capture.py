@@ -47,6 +47,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -404,8 +405,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None,
                         help="reamp signal length (default: ampnet.capture's default)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="the reamp signal's seed")
-    parser.add_argument("--capture-args", nargs="*", default=[],
-                        help="more arguments for ampnet.capture")  # fmt: skip
+    parser.add_argument("--capture-args", default="",
+                        help="more arguments for ampnet.capture, as one string ('--version 2')")  # fmt: skip
     parser.add_argument("--tools", nargs="+", default=["ampnet", "nam_a1", "nam_a2"],
                         choices=["ampnet", "nam_a1", "nam_a2"])  # fmt: skip
     parser.add_argument("--ampnet", nargs="+", action="append", default=[],
@@ -432,7 +433,7 @@ def main() -> None:
     earlier_file = args.out / "bench_capture.json"
     earlier = json.loads(earlier_file.read_text()) if earlier_file.is_file() else {}
 
-    reamp = make_signal(args.out, args.minutes, args.seed, args.capture_args)
+    reamp = make_signal(args.out, args.minutes, args.seed, shlex.split(args.capture_args))
     print(f"reamp signal: {reamp} ({sf.info(reamp).duration:.1f} s)", flush=True)
     variants = ([] if args.no_defaults else [("defaults", [])]) + [
         (v[0], v[1:]) for v in args.ampnet

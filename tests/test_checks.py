@@ -60,11 +60,13 @@ def test_phase_transform_finds_a_delay_through_a_filter():
 # ---- the reamp signal and its blips ----
 
 
-def test_reamp_signal_is_deterministic_and_recognised():
-    a, info = reamp_signal(48000, minutes=1.0, seed=0)
-    b, _ = reamp_signal(48000, minutes=1.0, seed=0)
+@pytest.mark.parametrize("version", [1, 2])
+def test_reamp_signal_is_deterministic_and_recognised(version):
+    a, info = reamp_signal(48000, minutes=1.0, seed=0, version=version)
+    b, _ = reamp_signal(48000, minutes=1.0, seed=0, version=version)
+    assert info["ampnet_reamp_version"] == version
     assert np.array_equal(a, b) and abs(len(a) / 48000 - 60) < 1.0
-    assert not np.array_equal(a, reamp_signal(48000, minutes=1.0, seed=1)[0])
+    assert not np.array_equal(a, reamp_signal(48000, minutes=1.0, seed=1, version=version)[0])
     start, end = info["validation"]
     assert end - start == pytest.approx(12.0, abs=0.01) and end < info["seconds"]
     names = [part["name"] for part in info["layout"]]
@@ -76,6 +78,23 @@ def test_reamp_signal_is_deterministic_and_recognised():
     assert is_reamp_signal(a, 48000)
     x, _ = synth_pair(3.0, 48000)
     assert not is_reamp_signal(x, 48000)
+
+
+def test_reamp_version_2_plays_guitar_at_a_di_level_without_clipping():
+    """Version 1's guitar sat ~10 dB under a normal DI and clipped its loudest noise burst."""
+    rate = 48000
+    levels = {}
+    for version in (1, 2):
+        x, info = reamp_signal(rate, minutes=1.0, seed=0, version=version)
+        part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
+        guitar = x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
+        windows = guitar[: len(guitar) // (rate // 2) * (rate // 2)].reshape(-1, rate // 2)
+        levels[version] = np.median(10 * np.log10(np.mean(windows**2, axis=1) + 1e-20))
+        clipped = np.mean(np.abs(x) >= 0.999)
+        if version == 2:
+            assert clipped == 0 and np.abs(x).max() < 0.99
+            assert np.min(np.abs(guitar)) > 0  # a pickup's noise floor, never digital silence
+    assert levels[2] > levels[1] + 3
 
 
 @pytest.mark.parametrize("latency", [0, 37, 1234])

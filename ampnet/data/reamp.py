@@ -22,7 +22,8 @@ import scipy.signal
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.data.synth import phrase_chords, phrase_chugs, phrase_line
 
-REAMP_VERSION = 1
+REAMP_VERSION = 1  # what ampnet.capture writes by default
+VERSIONS = (1, 2)
 BLIP_TIMES = (0.5, 1.0, 1.5, 2.0)
 BLIP_AMPLITUDE = 0.5
 HEADER_SECONDS = 2.5
@@ -33,7 +34,9 @@ SAFETY_SAMPLES = (
 GAP_SECONDS = 0.5  # silence on either side of the validation part
 
 
-def _phrases(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+def _phrases(rng: np.random.Generator, seconds: float, sr: int, version: int = 1) -> np.ndarray:
+    if version >= 2:
+        return _phrases_v2(rng, seconds, sr)
     out = np.zeros(int(seconds * sr))
     t = 0
     makers = (phrase_line, phrase_chords, phrase_chugs)
@@ -48,10 +51,68 @@ def _phrases(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
     return out
 
 
+def _pickup(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """A guitar pickup and cable as one filter: a resonant low-pass at 2.5-6 kHz (Q 0.7-2.5)
+    after a 70 Hz high-pass; drawn anew for every phrase."""
+    fc, q = rng.uniform(2500, min(6000, 0.4 * sr)), rng.uniform(0.7, 2.5)
+    w = np.tan(np.pi * fc / sr)  # bilinear transform of 1 / (s^2 + s/q + 1)
+    a0 = 1 + w / q + w * w
+    b_lp = np.array([w * w, 2 * w * w, w * w]) / a0
+    a_lp = np.array([1.0, 2 * (w * w - 1) / a0, (1 - w / q + w * w) / a0])
+    b_hp, a_hp = scipy.signal.butter(1, 70, btype="high", fs=sr)
+    return np.convolve(b_lp, b_hp), np.convolve(a_lp, a_hp)
+
+
+def _loudest_rms(x: np.ndarray, window: int) -> float:
+    """RMS of the loudest ``window``-sample stretch of ``x``: how loud the playing is."""
+    if len(x) <= window:
+        return float(np.sqrt(np.mean(x**2)))
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    return float(np.sqrt(np.max(energy[window:] - energy[:-window]) / window))
+
+
+def _phrases_v2(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+    """Version 2's guitar: the version-1 phrases played the way a DI is recorded. Each phrase
+    goes through its own pickup filter and is played at a level drawn from -30 to -12 dBFS
+    RMS over its loudest half second (real playing recorded at a normal DI level sits
+    around -24 there; version 1's phrases sat around -33, so loud playing was rare), peaks
+    held under 0.9; each phrase starts as the last one's notes ring out, as playing is
+    dense; a pickup's noise floor and a little hum run under it all."""
+    n = int(seconds * sr)
+    out = np.zeros(n)
+    t = 0
+    makers = (phrase_line, phrase_chords, phrase_chugs)
+    while t < n:
+        phrase = makers[int(rng.integers(0, 3))](rng, sr)
+        phrase = scipy.signal.lfilter(*_pickup(rng, sr), phrase)
+        level = 10 ** (rng.uniform(-30, -12) / 20)
+        phrase *= level / max(1e-9, _loudest_rms(phrase, sr // 2))
+        phrase *= min(1.0, 0.9 / max(1e-9, np.max(np.abs(phrase))))
+        end = min(n, t + len(phrase))
+        out[t:end] += phrase[: end - t]
+        t += max(int(0.3 * sr), len(phrase) - int(rng.uniform(1.2, 2.4) * sr))
+    fade = min(n, int(0.05 * sr))
+    out[-fade:] *= np.linspace(1, 0, fade)
+    b, a = scipy.signal.butter(1, [60, min(8000, 0.45 * sr)], btype="band", fs=sr)
+    floor = scipy.signal.lfilter(b, a, rng.standard_normal(n))
+    floor *= 10 ** (-72 / 20) / np.sqrt(np.mean(floor**2))
+    hum = 10 ** (-78 / 20) * np.sin(2 * np.pi * 60.0 * np.arange(n) / sr + rng.uniform(0, 6.3))
+    return np.clip(out, -0.95, 0.95) + floor + hum
+
+
 def reamp_signal(
-    sample_rate: int = DEFAULT_SAMPLE_RATE, minutes: float = 3.0, seed: int = 0
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    minutes: float = 3.0,
+    seed: int = 0,
+    version: int = REAMP_VERSION,
 ) -> tuple[np.ndarray, dict]:
-    """The reamp signal (float32, peaks at 0.5) and its layout, deterministic for version and seed."""
+    """The reamp signal (float32) and its layout, deterministic for version and seed.
+
+    Version 2 differs from version 1 in its guitar (:func:`_phrases_v2`) and
+    in its noise bursts, which version 1 clipped at -10 dBFS RMS; blips, sweeps and the
+    layout are the same, so recordings of either align and split alike."""
+    if version not in VERSIONS:
+        raise ValueError(f"reamp signal version {version}: there are versions {VERSIONS}")
     sr = sample_rate
     rng = np.random.default_rng(seed)
     parts: list[tuple[str, np.ndarray]] = []
@@ -72,7 +133,7 @@ def reamp_signal(
         parts.append((f"sweep {level_db} dBFS", 10 ** (level_db / 20) * sweep))
         parts.append(("silence", np.zeros(int(0.25 * sr))))
     b, a = scipy.signal.butter(1, [40, min(12000, 0.45 * sr)], btype="band", fs=sr)
-    for level_db in (-40, -30, -20, -10):
+    for level_db in (-40, -30, -20, -10) if version == 1 else (-40, -30, -20, -14):
         burst = scipy.signal.lfilter(b, a, rng.standard_normal(sr))
         parts.append(
             (
@@ -83,12 +144,12 @@ def reamp_signal(
         parts.append(("silence", np.zeros(int(0.25 * sr))))
     used = sum(len(p) for _, p in parts) / sr
     train_seconds = max(10.0, minutes * 60 - used - VALIDATION_SECONDS - 1.0 - HEADER_SECONDS)
-    parts.append(("guitar (training)", _phrases(rng, train_seconds, sr)))
+    parts.append(("guitar (training)", _phrases(rng, train_seconds, sr, version)))
     parts.append(("silence", np.zeros(int(GAP_SECONDS * sr))))
     parts.append(
         (
             "guitar (validation)",
-            _phrases(np.random.default_rng(seed + 1000), VALIDATION_SECONDS, sr),
+            _phrases(np.random.default_rng(seed + 1000), VALIDATION_SECONDS, sr, version),
         )
     )
     parts.append(("silence", np.zeros(int(GAP_SECONDS * sr))))
@@ -102,7 +163,7 @@ def reamp_signal(
     audio = np.clip(audio, -0.999, 0.999).astype(np.float32)
     validation = next(s for s in layout if s["name"] == "guitar (validation)")
     info = {
-        "ampnet_reamp_version": REAMP_VERSION,
+        "ampnet_reamp_version": version,
         "seed": seed,
         "sample_rate": sr,
         "seconds": len(audio) / sr,
