@@ -76,6 +76,24 @@ NAM_MODEL = {
 }
 
 
+def nam_a2_model() -> dict:
+    """NAM 0.13's default model and recipe, its own ``config_model_packed.json``: A2-Lite and
+    A2-Full trained together (MSE + MR-STFT 5e-4, Adam 0.004 with weight decay 3.17e-7,
+    ExponentialLR 0.994, ESR validation)."""
+    import importlib.resources
+
+    resource = importlib.resources.files("nam.train._resources") / "config_model_packed.json"
+    return json.loads(resource.read_text())
+
+
+# What NAM's simplified trainer adds to the data for A2: the target scaled to -18 dBFS RMS
+# (undone at export through head_scale).
+NAM_A2_JOINT = [
+    {"name": "nam.data.normalize_joint_dataset_output", "kwargs": {"level_rms_dbfs": -18.0}}
+]
+A2_SIZES = {"A2-Lite": 0.25, "A2-Full": 1.0}  # a container plays its first max_value above
+
+
 def nam_learning(epochs: int) -> dict:
     return {
         "train_dataloader": {
@@ -113,12 +131,14 @@ def regions(n: int, rate: int, test_seconds: float) -> dict[str, tuple[int, int]
     return out
 
 
-def score(model_path: Path, di: np.ndarray, target: np.ndarray, parts: dict) -> dict:
+def score(
+    model_path: Path, di: np.ndarray, target: np.ndarray, parts: dict, size: float | None = None
+) -> dict:
     """ESR of the model on each region: the whole DI rendered, silence before it."""
     from ampnet.formats import load_model_file
     from ampnet.stream import render
 
-    loaded = load_model_file(model_path)
+    loaded = load_model_file(model_path, size)
     with torch.no_grad():
         y = render(loaded.model, di, input_gain_db=loaded.input_gain_db)
     out = {}
@@ -141,13 +161,16 @@ def run(cmd: list[str], log: Path, cwd: Path = REPO) -> float:
     return seconds
 
 
-def bench_nam(capture: str, out: Path, train_stop: float, epochs: int) -> dict:
-    work = out / f"nam_{capture}"
+def bench_nam(capture: str, out: Path, train_stop: float, epochs: int, a2: bool = False) -> dict:
+    work = out / f"nam_{'a2_' if a2 else ''}{capture}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    data = nam_data(SHARED / "di.wav", SHARED / f"{capture}.wav", train_stop)
+    if a2:
+        data["joint"] = NAM_A2_JOINT
     configs = {
-        "data.json": nam_data(SHARED / "di.wav", SHARED / f"{capture}.wav", train_stop),
-        "model.json": NAM_MODEL,
+        "data.json": data,
+        "model.json": nam_a2_model() if a2 else NAM_MODEL,
         "learning.json": nam_learning(epochs),
     }
     for name, config in configs.items():
@@ -167,21 +190,30 @@ def bench_nam(capture: str, out: Path, train_stop: float, epochs: int) -> dict:
     steps = 0
     if epoch_ckpts:
         steps = torch.load(epoch_ckpts[-1], map_location="cpu", weights_only=True)["global_step"]
-    return {"tool": "NAM 0.13", "wall_s": wall, "steps": steps, "samples": steps * 16 * 8192,
-            "model": exported[-1]}  # fmt: skip
+    name = "NAM 0.13 A2" if a2 else "NAM 0.13"
+    return {"tool": name, "wall_s": wall, "steps": steps, "samples": steps * 16 * 8192,
+            "model": exported[-1], "sizes": A2_SIZES if a2 else None}  # fmt: skip
 
 
-def reused_nam(rows: list[dict], capture: str, source: Path) -> dict:
+def reused_nam(rows: list[dict], capture: str, source: Path, a2: bool = False) -> dict:
+    name = "NAM 0.13 A2" if a2 else "NAM 0.13"
     for row in rows:
-        if row["tool"].startswith("NAM") and row["capture"] == capture:
+        if row["tool"].removesuffix(" (reused)") == name and row["capture"] == capture:
             if not Path(row["model"]).is_file():
                 sys.exit(f"bench_training: {row['model']} is gone; run without --reuse-nam")
-            keep = ("wall_s", "steps", "samples", "model")
-            return {"tool": "NAM 0.13 (reused)", **{k: row[k] for k in keep}}
-    sys.exit(f"bench_training: no NAM row for {capture} in {source}; run without --reuse-nam")
+            keep = ("wall_s", "steps", "samples", "model", "sizes")
+            return {"tool": f"{name} (reused)", **{k: row.get(k) for k in keep}}
+    sys.exit(f"bench_training: no {name} row for {capture} in {source}; run without --reuse-nam")
 
 
-def bench_ampnet(capture: str, out: Path, test_seconds: float, label: str, extra: list[str]):
+def bench_ampnet(
+    capture: str,
+    out: Path,
+    test_seconds: float,
+    label: str,
+    extra: list[str],
+    model: str = "wavenet",
+):
     run_dir = out / f"ampnet_{capture}_{label.replace(' ', '_').strip('-')}"
     shutil.rmtree(run_dir, ignore_errors=True)
     test_start = -(VAL_SECONDS + test_seconds)
@@ -189,7 +221,7 @@ def bench_ampnet(capture: str, out: Path, test_seconds: float, label: str, extra
     if test_seconds > 0:
         split.append(f"data.split.test=[{test_start},{-VAL_SECONDS}]")
     cmd = [
-        sys.executable, "-m", "ampnet.train", "model=wavenet", f"data=shared_{capture}",
+        sys.executable, "-m", "ampnet.train", f"model={model}", f"data=shared_{capture}",
         *split, "callbacks.progress_bar=null", "callbacks.audio_examples=null",
         f"hydra.run.dir={run_dir}", *extra,
     ]  # fmt: skip
@@ -199,9 +231,14 @@ def bench_ampnet(capture: str, out: Path, test_seconds: float, label: str, extra
     cfg = _load_yaml(run_dir / "config.yaml")
     batch, segment = cfg["data"]["batch_size"], cfg["data"]["segment_length"]
     steps = metrics["global_steps"]
+    sizes = None
+    if model == "a2_slim":  # the best checkpoint of each size, as NAM's packed trainer keeps them
+        sizes = {name: (str(run_dir / "checkpoints" / f"best_size{i}.ckpt"), size)
+                 for i, (name, size) in enumerate(A2_SIZES.items())}  # fmt: skip
     return {"tool": f"ampnet ({label})", "wall_s": wall, "steps": steps,
             "samples": steps * batch * segment, "epochs": metrics["epochs"],
-            "model": str(run_dir / "checkpoints" / "best.ckpt"), "overrides": extra}  # fmt: skip
+            "model": str(run_dir / "checkpoints" / "best.ckpt"), "overrides": extra,
+            "sizes": sizes}  # fmt: skip
 
 
 def _load_yaml(path: Path) -> dict:
@@ -221,9 +258,14 @@ def main() -> None:
     parser.add_argument("--nam-epochs", type=int, default=100)
     parser.add_argument("--long", action="store_true", help="also ampnet for NAM's wall time")
     parser.add_argument("--ampnet", nargs="*", default=[], help="extra overrides for ampnet")
+    parser.add_argument(
+        "--models", nargs="+", default=["a1"], choices=["a1", "a2"],
+        help="a1: NAM's standard WaveNet against model=wavenet; a2: NAM 0.13's packed A2 "
+        "default against model=a2_slim (both sizes trained together)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_training")
     parser.add_argument(
-        "--reuse-nam", action="store_true", help="NAM's row from --out/bench_training.json"
+        "--reuse-nam", action="store_true", help="NAM's rows from --out/bench_training.json"
     )
     args = parser.parse_args()
     earlier = args.out / "bench_training.json"
@@ -241,38 +283,61 @@ def main() -> None:
         di, target = di[:n], target[:n]
         parts = regions(n, rate, args.test_seconds)
         train_stop = -(VAL_SECONDS + args.test_seconds)
-        rows = []
-        if args.reuse_nam:
-            nam = reused_nam(earlier_rows, capture, earlier)
-        else:
-            nam = bench_nam(capture, args.out, train_stop, args.nam_epochs)
-        rows.append(nam)
-        label = "defaults" if not args.ampnet else "with --ampnet"
-        rows.append(bench_ampnet(capture, args.out, args.test_seconds, label, args.ampnet))
-        if args.long:
-            per_epoch = rows[-1]["wall_s"] / max(1, rows[-1]["epochs"])
-            epochs = max(1, int(nam["wall_s"] / per_epoch))
-            extra = [*args.ampnet, f"trainer.max_epochs={epochs}"]
-            rows.append(bench_ampnet(capture, args.out, args.test_seconds, "long", extra))
-        for row in rows:
-            row.update(score(Path(row["model"]), di, target, parts))
-            row["samples_per_s"] = row["samples"] / row["wall_s"] if row["samples"] else None
-            row["capture"] = capture
-        results.extend(rows)
-        print_table(capture, rows)
+        for kind in args.models:
+            a2 = kind == "a2"
+            model = "a2_slim" if a2 else "wavenet"
+            if args.reuse_nam:
+                nam = reused_nam(earlier_rows, capture, earlier, a2)
+            else:
+                nam = bench_nam(capture, args.out, train_stop, args.nam_epochs, a2)
+            rows = [nam]
+            label = ("defaults" if not args.ampnet else "with --ampnet") + (
+                " a2_slim" if a2 else ""
+            )
+            rows.append(
+                bench_ampnet(capture, args.out, args.test_seconds, label, args.ampnet, model)
+            )
+            if args.long:
+                per_epoch = rows[-1]["wall_s"] / max(1, rows[-1]["epochs"])
+                epochs = max(1, int(nam["wall_s"] / per_epoch))
+                extra = [*args.ampnet, f"trainer.max_epochs={epochs}"]
+                long_label = "long" + (" a2_slim" if a2 else "")
+                rows.append(
+                    bench_ampnet(capture, args.out, args.test_seconds, long_label, extra, model)
+                )
+            scored = []
+            for row in rows:
+                row["samples_per_s"] = row["samples"] / row["wall_s"] if row["samples"] else None
+                row["capture"] = capture
+                if not row.get("sizes"):
+                    scored.append({**row, **score(Path(row["model"]), di, target, parts)})
+                    continue
+                for name, spec in row["sizes"].items():  # each size of a container
+                    path, size = spec if isinstance(spec, list | tuple) else (row["model"], spec)
+                    scored.append(
+                        {
+                            **row,
+                            "tool": f"{row['tool']} {name}",
+                            "size_name": name,
+                            **score(Path(path), di, target, parts, size),
+                        }  # fmt: skip
+                    )
+            results.extend(scored)
+            print_table(capture, scored)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_training.json").write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out / 'bench_training.json'}")
 
 
 def print_table(capture: str, rows: list[dict]) -> None:
-    nam = rows[0]
+    nams = {r.get("size_name"): r for r in rows if r["tool"].startswith("NAM")}
     print(f"\n{capture}: trained on the start of the DI; test and validation regions unseen")
-    print(f"{'tool':<20} {'wall s':>8} {'steps':>6} {'samples/s':>10} {'val ESR':>10} "
+    print(f"{'tool':<30} {'wall s':>8} {'steps':>6} {'samples/s':>10} {'val ESR':>10} "
           f"{'test ESR':>10} {'time/NAM':>9} {'val/NAM':>8} {'test/NAM':>9}")  # fmt: skip
     for r in rows:
+        nam = nams.get(r.get("size_name"), next(iter(nams.values())))
         print(
-            f"{r['tool']:<20} {r['wall_s']:>8.0f} {r['steps']:>6} "
+            f"{r['tool']:<30} {r['wall_s']:>8.0f} {r['steps']:>6} "
             f"{fmt(r.get('samples_per_s'), '>10.0f')} {r['val_esr']:>10.5f} "
             f"{fmt(r.get('test_esr'), '>10.5f')} {r['wall_s'] / nam['wall_s']:>9.2f} "
             f"{r['val_esr'] / nam['val_esr']:>8.2f} "
