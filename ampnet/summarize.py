@@ -131,10 +131,12 @@ def print_run(metrics: dict) -> None:
         return "n/a" if value is None else f"{value:.5f}"
 
     run_dir = Path(metrics["run_dir"])
+    unseen = metrics.get("unseen_esr")
+    unseen = "" if unseen is None else f"   unseen playing (data.unseen) ESR {fmt(unseen)}"
     print(
         f"\nampnet: trained {metrics['model_name']} on {metrics['data_name']} in "
         f"{metrics['train_seconds']:.0f} s ({metrics['epochs']} epochs)\n"
-        f"  validation ESR {fmt(metrics['val_esr'])}   test ESR {fmt(metrics['test_esr'])}\n"
+        f"  validation ESR {fmt(metrics['val_esr'])}   test ESR {fmt(metrics['test_esr'])}{unseen}\n"
         f"  model:   {metrics['best_checkpoint']}\n"
         f"  metrics: {run_dir / 'metrics.json'}\n"
         f"  report:  {run_dir / 'report.html'}",

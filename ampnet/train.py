@@ -23,7 +23,7 @@ from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.module import AmpModule, AtomicCheckpointIO, quiet_lightning
-from ampnet.report import write_run_report
+from ampnet.report import score_performance, write_run_report
 from ampnet.runs import prepare_ddp_relaunch, resume_argv, resume_checkpoint
 from ampnet.summarize import print_run
 
@@ -93,12 +93,18 @@ def train(cfg: DictConfig) -> dict:
     test = (
         trainer.test(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_test else {}
     )
+    unseen = {}
+    if datamodule.unseen is not None and trainer.is_global_zero:
+        unseen = score_performance(module.model.cpu().eval(), *datamodule.unseen, datamodule.sample_rate)
     metrics = {
         **names,
         "val_esr": val.get("val/esr"),
         "val_mrstft": val.get("val/mrstft"),
         "test_esr": test.get("test/esr"),
         "test_mrstft": test.get("test/mrstft"),
+        "unseen_esr": unseen.get("esr"),
+        "unseen_esr_pre_emphasis": unseen.get("esr_pre_emphasis"),
+        "unseen_mrstft": unseen.get("mrstft"),
         "parameters": params,
         "receptive_field": model.receptive_field,
         "sample_rate": datamodule.sample_rate,

@@ -83,18 +83,22 @@ def test_reamp_signal_is_deterministic_and_recognised(version):
 def test_reamp_version_2_plays_guitar_at_a_di_level_without_clipping():
     """Version 1's guitar sat ~10 dB under a normal DI and clipped its loudest noise burst."""
     rate = 48000
-    levels = {}
+    levels, bright = {}, {}
     for version in (1, 2):
         x, info = reamp_signal(rate, minutes=1.0, seed=0, version=version)
         part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
         guitar = x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
         windows = guitar[: len(guitar) // (rate // 2) * (rate // 2)].reshape(-1, rate // 2)
         levels[version] = np.median(10 * np.log10(np.mean(windows**2, axis=1) + 1e-20))
+        spectrum = np.abs(np.fft.rfft(guitar)) ** 2
+        freqs = np.fft.rfftfreq(len(guitar), 1 / rate)
+        bright[version] = spectrum[freqs > 2000].sum() / spectrum.sum()
         clipped = np.mean(np.abs(x) >= 0.999)
         if version == 2:
             assert clipped == 0 and np.abs(x).max() < 0.99
             assert np.min(np.abs(guitar)) > 0  # a pickup's noise floor, never digital silence
     assert levels[2] > levels[1] + 3
+    assert bright[2] < bright[1] / 5  # plucked from a pick's triangle, through a pickup: darker
 
 
 @pytest.mark.parametrize("latency", [0, 37, 1234])

@@ -46,6 +46,11 @@ def test_demo_is_rendered_once_into_the_cache(tmp_path):
     y, _ = sf.read(out, dtype="float32")
     assert sr == 48000 and x.shape == y.shape == (6 * 48000,)
     assert np.max(np.abs(y)) < 1.0  # the rig's output does not clip
+    # and another performance to score on, synthesised differently, through the same rig
+    ux, _ = sf.read(inp.parent / "unseen_input.wav", dtype="float32")
+    uy, _ = sf.read(inp.parent / "unseen_output.wav", dtype="float32")
+    assert ux.shape == uy.shape and len(ux) > 15 * 48000 and np.max(np.abs(uy)) < 1.0
+    assert not np.allclose(ux[: len(x)], x[: len(ux)])
     stamp = out.stat().st_mtime_ns
     assert ensure_demo(tmp_path, seconds=6, seed=0, rig=rig) == (inp, out)
     assert out.stat().st_mtime_ns == stamp  # cached, not rendered again

@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 
 from ampnet.checkpoints import load_model
+from ampnet.stream import render
 
 from .conftest import FAST, REPO, run_module
 
@@ -25,8 +26,12 @@ def pair_args(inp, out) -> list[str]:
 
 def test_train_writes_checkpoints_metrics_and_config(tmp_path, make_pair):
     inp, out = make_pair(seconds=3.0, sr=16000)
+    other_in, other_out = make_pair(seconds=1.5, sr=16000, seed=5, folder="other")
     run_dir = tmp_path / "run"
-    result = run_module("ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}")
+    result = run_module(
+        "ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}",
+        f"data.unseen.input={other_in}", f"data.unseen.output={other_out}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -51,6 +56,13 @@ def test_train_writes_checkpoints_metrics_and_config(tmp_path, make_pair):
         and hparams["model_name"] == "wavenet_nano"
     )
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "config.yaml").is_file()
+    # the other performance is scored as a player hears it: the best model from silence
+    x, y = (sf.read(p, dtype="float32")[0] for p in (other_in, other_out))
+    played = render(model, x)
+    esr = float(np.sum((played - y) ** 2.0, dtype=np.float64) / np.sum(y**2.0, dtype=np.float64))
+    assert (
+        metrics["unseen_esr"] == pytest.approx(esr, rel=1e-4) and "unseen playing" in result.stdout
+    )
     assert "val/esr" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert not list(run_dir.rglob("*.tmp*"))  # nothing half-written left behind

@@ -52,6 +52,7 @@ class AudioDataModule(L.LightningDataModule):
         latency: int | str | None = "auto",
         fix_polarity: bool = False,
         resample: bool = False,
+        unseen: Mapping | None = None,
         history: int = 0,
     ):
         super().__init__()
@@ -76,6 +77,8 @@ class AudioDataModule(L.LightningDataModule):
         self.fix_polarity = bool(fix_polarity)
         self.resample = bool(resample)
         self.history = int(history)
+        self.unseen_paths = dict(unseen) if unseen and unseen.get("input") else None
+        self.unseen: tuple[np.ndarray, np.ndarray] | None = None
         self.checks: list[PairCheck] = []
         self.sample_rate: int | None = None
         self.regions: list[dict[str, tuple[int, int]]] = []
@@ -162,7 +165,32 @@ class AudioDataModule(L.LightningDataModule):
                 if name in regions:
                     sets[name].append(RegionWindow(x, y, *regions[name], self.history))
         self._sets = {name: ConcatDataset(items) for name, items in sets.items() if items}
+        if self.unseen_paths is not None:
+            self.unseen = self._read_unseen(gain)
         self._report_checks()
+
+    def _read_unseen(self, gain: np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """The other performance to score on (``data.unseen``): checked and aligned like the
+        training pairs; ``(channels, n)`` input (knobs at the first pair's setting) and ``(n,)``."""
+        paths = self.unseen_paths
+        missing = [p for p in (paths.get("input"), paths.get("output")) if not Path(str(p)).is_file()]
+        if missing:
+            raise AmpnetError(
+                f"data.unseen: {missing[0]} not found; give data.unseen.input and "
+                "data.unseen.output (another performance through the same gear), or drop data.unseen"
+            )
+        x, y, rate, check = check_pair(
+            paths["input"], paths["output"], channel=self.channel, latency=self.latency,
+            fix_polarity=self.fix_polarity, resample=self.resample,
+        )  # fmt: skip
+        self.checks.append(check)
+        if rate != self.sample_rate:
+            raise AmpnetError(
+                f"{paths['input']}: {rate} Hz but the training pairs are {self.sample_rate} Hz; "
+                "use one sample rate"
+            )
+        knobs = self.pairs[0]["params"].values()
+        return np.vstack([x * gain, *(np.full_like(x, v) for v in knobs)]), y
 
     def _split(self, x: np.ndarray, rate: int, check: PairCheck) -> dict[str, tuple[int, int]]:
         """The regions of one pair: ``data.split``, where ``unit: auto`` means the reamp

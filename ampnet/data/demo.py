@@ -20,9 +20,11 @@ import pedalboard as pb
 
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE, write_audio
 from ampnet.data.datamodule import AudioDataModule
+from ampnet.data.reamp import guitar
 from ampnet.data.synth import synth_di
 
-DEMO_VERSION = 1  # bump when the synthesis changes, so caches re-render
+DEMO_VERSION = 2  # bump when the synthesis changes, so caches re-render
+UNSEEN_SECONDS = 20.0
 
 
 def render_rig(di: np.ndarray, rig: Mapping, sr: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
@@ -51,18 +53,34 @@ def render_rig(di: np.ndarray, rig: Mapping, sr: int = DEFAULT_SAMPLE_RATE) -> n
     return board(di[None, :].astype(np.float32), sr)[0].astype(np.float32)
 
 
+def unseen_di(seed: int, sr: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """Another performance for the demo rig, never trained on: synthesised differently from
+    the training DI (the reamp signal's version-2 guitar: picked strings through a pickup,
+    other phrases and levels), so the demo's score on it says how the capture holds up on
+    playing it did not hear."""
+    rng = np.random.default_rng(seed + 7919)
+    quiet = np.zeros(int(0.5 * sr))
+    return np.concatenate([quiet, guitar(rng, UNSEEN_SECONDS, sr, version=2)]).astype(np.float32)
+
+
 def ensure_demo(
     cache_dir: str | Path, seconds: float, seed: int, rig: Mapping
 ) -> tuple[Path, Path]:
-    """Render the demo pair into ``cache_dir/<settings hash>/`` unless it is there; return (input, output)."""
+    """Render the demo pair, and the other performance it is scored on (``unseen_input.wav``,
+    ``unseen_output.wav``), into ``cache_dir/<settings hash>/`` unless they are there;
+    return (input, output)."""
     settings = {"version": DEMO_VERSION, "seconds": seconds, "seed": seed, "rig": _plain(rig)}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(cache_dir) / key
     input_path, output_path = folder / "input.wav", folder / "output.wav"
-    if not (input_path.is_file() and output_path.is_file()):
+    unseen_in, unseen_out = folder / "unseen_input.wav", folder / "unseen_output.wav"
+    if not all(p.is_file() for p in (input_path, output_path, unseen_in, unseen_out)):
         di = synth_di(seconds, seed)
         write_audio(input_path, di, DEFAULT_SAMPLE_RATE)
         write_audio(output_path, render_rig(di, settings["rig"]), DEFAULT_SAMPLE_RATE)
+        other = unseen_di(seed)
+        write_audio(unseen_in, other, DEFAULT_SAMPLE_RATE)
+        write_audio(unseen_out, render_rig(other, settings["rig"]), DEFAULT_SAMPLE_RATE)
         (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     return input_path, output_path
 
@@ -77,4 +95,8 @@ def demo_datamodule(cache_dir: str, seconds: float, seed: int, rig: Mapping, **k
     """The :class:`~ampnet.data.datamodule.AudioDataModule` over the demo pair, rendered on first use."""
     input_path, output_path = ensure_demo(cache_dir, seconds, seed, rig)
     kwargs.update(input=str(input_path), output=str(output_path))
+    if not (kwargs.get("unseen") or {}).get("input"):
+        folder = input_path.parent
+        kwargs["unseen"] = {"input": str(folder / "unseen_input.wav"),
+                            "output": str(folder / "unseen_output.wav")}  # fmt: skip
     return AudioDataModule(**kwargs)

@@ -34,6 +34,11 @@ SAFETY_SAMPLES = (
 GAP_SECONDS = 0.5  # silence on either side of the validation part
 
 
+def guitar(rng: np.random.Generator, seconds: float, sr: int, version: int = 1) -> np.ndarray:
+    """``seconds`` of the reamp signal's synthesised guitar, as version ``version`` plays it."""
+    return _phrases(rng, seconds, sr, version)
+
+
 def _phrases(rng: np.random.Generator, seconds: float, sr: int, version: int = 1) -> np.ndarray:
     if version >= 2:
         return _phrases_v2(rng, seconds, sr)
@@ -72,8 +77,10 @@ def _loudest_rms(x: np.ndarray, window: int) -> float:
 
 
 def _phrases_v2(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
-    """Version 2's guitar: the version-1 phrases played the way a DI is recorded. Each phrase
-    goes through its own pickup filter and is played at a level drawn from -30 to -12 dBFS
+    """Version 2's guitar: the version-1 phrases played the way a DI is recorded. Strings
+    start from a pick's triangle (:func:`~ampnet.data.synth.pluck`; version 1's noise-started
+    strings are as loud at 4 kHz as at 200 Hz, a real DI some 40 dB quieter), each phrase
+    goes through its own pickup filter and is played at a level drawn from -28 to -10 dBFS
     RMS over its loudest half second (real playing recorded at a normal DI level sits
     around -24 there; version 1's phrases sat around -33, so loud playing was rare), peaks
     held under 0.9; each phrase starts as the last one's notes ring out, as playing is
@@ -83,9 +90,9 @@ def _phrases_v2(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray
     t = 0
     makers = (phrase_line, phrase_chords, phrase_chugs)
     while t < n:
-        phrase = makers[int(rng.integers(0, 3))](rng, sr)
+        phrase = makers[int(rng.integers(0, 3))](rng, sr, pick=True)
         phrase = scipy.signal.lfilter(*_pickup(rng, sr), phrase)
-        level = 10 ** (rng.uniform(-30, -12) / 20)
+        level = 10 ** (rng.uniform(-28, -10) / 20)
         phrase *= level / max(1e-9, _loudest_rms(phrase, sr // 2))
         phrase *= min(1.0, 0.9 / max(1e-9, np.max(np.abs(phrase))))
         end = min(n, t + len(phrase))

@@ -33,16 +33,31 @@ def midi_to_hz(note: float) -> float:
 
 
 def pluck(
-    freq: float, seconds: float, rng: np.random.Generator, t60: float, brightness: float, sr: int
+    freq: float,
+    seconds: float,
+    rng: np.random.Generator,
+    t60: float,
+    brightness: float,
+    sr: int,
+    pick: float | None = None,
 ) -> np.ndarray:
     """One Karplus-Strong string: ``y[n] = e[n] + g/2 (y[n-N] + y[n-N-1])``, unit-ish peak.
 
     ``t60`` is the decay time in seconds; ``brightness`` in (0, 1] low-passes the pick.
+    Without ``pick`` the string starts from noise (bright: every harmonic equally
+    strong); with ``pick`` (0 to 1, the plucking point along the string) it starts from
+    the triangle a pick leaves, whose harmonics fall as 1/n^2 with a notch series set by
+    the point, as a real plucked string's do, plus a little noise.
     """
     period = max(2, int(round(sr / freq)))
     n = int(seconds * sr)
     g = 10.0 ** (-3.0 * period / (sr * t60))
-    excitation = rng.uniform(-1, 1, period)
+    if pick is None:
+        excitation = rng.uniform(-1, 1, period)
+    else:
+        apex = min(period - 1, max(1, int(round(pick * period))))
+        shape = np.interp(np.arange(period), [0, apex, period], [0.0, 1.0, 0.0])
+        excitation = 2 * (shape - shape.mean()) + 0.05 * rng.uniform(-1, 1, period)
     excitation = scipy.signal.lfilter([brightness], [1, brightness - 1], excitation)
     y = np.zeros(n + period + 1)
     off = period + 1  # y[off + k] is output sample k; the front stays silent
@@ -76,8 +91,14 @@ def _release(sig: np.ndarray, at: int, sr: int, ms: float = 30.0) -> np.ndarray:
     return sig
 
 
-def phrase_line(rng: np.random.Generator, sr: int) -> np.ndarray:
-    """A single-note line: 4-10 notes of a minor pentatonic, legato."""
+def _pick(rng: np.random.Generator, realistic: bool) -> float | None:
+    """Where a realistic pluck strikes the string (a tenth to a third of its length)."""
+    return float(rng.uniform(0.1, 0.33)) if realistic else None
+
+
+def phrase_line(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
+    """A single-note line: 4-10 notes of a minor pentatonic, legato (``pick``: plucks start
+    from a pick's triangle, see :func:`pluck`)."""
     root = 40 + int(rng.integers(0, 8))
     notes = [
         root + 12 * int(rng.integers(0, 3)) + PENTATONIC[int(rng.integers(0, 5))]
@@ -90,7 +111,13 @@ def phrase_line(rng: np.random.Generator, sr: int) -> np.ndarray:
     for note, length in zip(notes, lengths, strict=True):
         amp = rng.uniform(0.6, 1.0)
         sig = pluck(
-            midi_to_hz(note), length + 1.5, rng, rng.uniform(0.8, 2.5), rng.uniform(0.3, 0.9), sr
+            midi_to_hz(note),
+            length + 1.5,
+            rng,
+            rng.uniform(0.8, 2.5),
+            rng.uniform(0.3, 0.9),
+            sr,
+            _pick(rng, pick),
         )
         sig = _release(sig, int(length * sr), sr)
         _add(out, t, amp * sig)
@@ -98,7 +125,7 @@ def phrase_line(rng: np.random.Generator, sr: int) -> np.ndarray:
     return out
 
 
-def phrase_chords(rng: np.random.Generator, sr: int) -> np.ndarray:
+def phrase_chords(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
     """Strummed chords: 2-5 strums, each string offset by a few milliseconds."""
     strums = int(rng.integers(2, 6))
     lengths = rng.choice([0.25, 0.5, 1.0, 1.5], strums)
@@ -119,6 +146,7 @@ def phrase_chords(rng: np.random.Generator, sr: int) -> np.ndarray:
                 rng.uniform(1.0, 3.0),
                 rng.uniform(0.4, 0.95),
                 sr,
+                _pick(rng, pick),
             )
             sig = _release(sig, int(length * sr), sr, ms=60.0)
             _add(out, t + int(order * gap * sr), rng.uniform(0.5, 0.9) * sig)
@@ -126,7 +154,7 @@ def phrase_chords(rng: np.random.Generator, sr: int) -> np.ndarray:
     return out
 
 
-def phrase_chugs(rng: np.random.Generator, sr: int) -> np.ndarray:
+def phrase_chugs(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
     """Palm-muted power-chord eighth notes: short decays, dark picks."""
     bpm = rng.uniform(90, 170)
     step = 60.0 / bpm / 2
@@ -143,6 +171,7 @@ def phrase_chugs(rng: np.random.Generator, sr: int) -> np.ndarray:
                 rng.uniform(0.08, 0.2),
                 rng.uniform(0.15, 0.4),
                 sr,
+                _pick(rng, pick),
             )
             _add(out, int((i * step + rng.uniform(0, 0.004)) * sr), amp * sig)
     return out

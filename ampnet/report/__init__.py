@@ -63,3 +63,19 @@ def write_run_report(run_dir: Path, examples: dict, sample_rate: int, title: str
         di=di,
         title=f"{title}: {stage} region",
     )
+
+
+def score_performance(model, x: np.ndarray, y: np.ndarray, sample_rate: int) -> dict:
+    """How ``model`` plays a whole performance it never trained on: ``x`` ``(channels, n)``
+    played from silence (as a player hears it) against the recording ``y`` ``(n,)``; ESR,
+    pre-emphasised ESR and MR-STFT, as every report measures them."""
+    import torch
+
+    from ampnet.stream import render
+
+    knobs = {name: float(x[1 + i, 0]) for i, name in enumerate(model.params)}
+    with torch.no_grad():
+        played = render(model, x[0], params=knobs or None)
+    m = compare_signals(y, played, sample_rate)
+    return {"esr": m["esr"], "esr_pre_emphasis": m["esr_pre_emphasis"], "mrstft": m["mrstft"],
+            "seconds": m["seconds"]}  # fmt: skip
