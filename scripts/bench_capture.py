@@ -29,12 +29,14 @@ What a player does, for each tool, on this machine, in one run:
    (NAM's models through their exported ``.nam``, each size of a container, read by ampnet's
    reader; one of them is checked against NAM's own engine, ``../shared/nam-core``).
    Reported: ESR, pre-emphasised ESR and MR-STFT on the DI, the validation ESR each tool
-   reports itself and the same region scored here, wall time of the whole training command
+   reports itself and the same region scored here, the time of the whole training command
    (less the seconds its snapshots took) and parameters, and ratios against the better NAM
    model on each capture.
 
 With ``--jobs 2`` two trainings run at once, each pinned to its own core with one thread
-(the same conditions for every tool); ``--jobs 1`` runs one at a time with every core.
+(the same conditions for every tool), and a training's time is the CPU seconds of its
+whole command (what it would take alone on that core); ``--jobs 1`` runs one at a time
+with every core, timed by the wall clock.
 Snapshots every ``--every`` epochs give ESR against training time, plotted per capture
 (``esr_vs_time_<capture>.png``). Results go to ``--out/bench_capture.json``.
 """
@@ -197,9 +199,11 @@ def run_job(job: dict, args, core: int | None) -> dict:
     print(f"  start {job['name']} ({job['capture']})", flush=True)
     started = time.time()
     with open(folder / "log.txt", "w") as log:
-        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time
     wall = time.time() - started
-    if code.returncode != 0:
+    cpu = usage.ru_utime + usage.ru_stime
+    if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(
             f"bench_capture: {job['name']} on {job['capture']} failed; see {folder / 'log.txt'}"
         )
@@ -208,7 +212,14 @@ def run_job(job: dict, args, core: int | None) -> dict:
     overhead = snaps[-1]["overhead_s"] if snaps else 0.0
     for s in snaps:
         s["seconds"] = s["time"] - started - s["overhead_s"]
-    job.update(wall_s=wall - overhead, wall_measured_s=wall, snapshots=snaps, started=started)
+    # One thread pinned to one core: its CPU seconds are the time it would take alone on that
+    # core, whatever else runs on the other (--jobs 2); several threads: the wall clock.
+    scale = cpu / wall if core is not None and wall > 0 else 1.0
+    for s in snaps:
+        s["seconds"] *= scale
+    job.update(time_s=(wall - overhead) * scale, clock="cpu" if core is not None else "wall",
+               wall_s=wall - overhead, wall_measured_s=wall, cpu_s=cpu, snapshots=snaps,
+               started=started)  # fmt: skip
     job.update(own_val=own_validation(job))
     if job["tool"] == "ampnet":
         job["model"] = str(folder / "checkpoints" / "best.ckpt")
@@ -217,7 +228,7 @@ def run_job(job: dict, args, core: int | None) -> dict:
         if not found:
             sys.exit(f"bench_capture: NAM wrote no model.nam; see {folder / 'log.txt'}")
         job["model"] = str(found[-1])
-    print(f"  done  {job['name']} ({job['capture']}) in {wall:.0f} s", flush=True)
+    print(f"  done  {job['name']} ({job['capture']}) in {wall:.0f} s ({cpu:.0f} CPU s)", flush=True)
     return job
 
 
@@ -287,7 +298,17 @@ def score_job(job: dict, every_snapshot: bool) -> list[dict]:
                 curves[name].append([snap["seconds"], s["di_esr"], s["val_esr"]])
     for name, model in finals.items():
         label = job["name"] if name == "model" else f"{job['name']} {name}"
-        row = {k: job[k] for k in ("tool", "capture", "wall_s", "wall_measured_s", "own_val")}
+        keep = (
+            "tool",
+            "capture",
+            "time_s",
+            "clock",
+            "wall_s",
+            "wall_measured_s",
+            "cpu_s",
+            "own_val",
+        )
+        row = {k: job[k] for k in keep}
         row.update(label=label, model_file=job["model"], overrides=job.get("overrides", []))
         row.update(score(model, di, target, reamp, recorded, val, rate))
         row["curve"] = curves[name]
@@ -328,34 +349,34 @@ def print_table(capture: str, rows: list[dict]) -> dict:
     nam = [r for r in rows if r["tool"].startswith("nam")]
     best = min(nam, key=lambda r: r["di_esr"]) if nam else None
     print(f"\n{capture}: trained on the reamp signal; scored on the DI (unseen playing)")
-    print(f"{'model':<24} {'wall s':>7} {'params':>7} {'own val':>9} {'val ESR':>9} "
+    print(f"{'model':<24} {'time s':>7} {'params':>7} {'own val':>9} {'val ESR':>9} "
           f"{'DI ESR':>9} {'DI pre':>9} {'MR-STFT':>8} {'DI/val':>7} {'time/NAM':>9} "
           f"{'ESR/NAM':>8}")  # fmt: skip
     for r in rows:
         own = r["own_val"]
         own_v = own.get("model", own.get(r["label"].split()[-1]))
         print(
-            f"{r['label']:<24} {r['wall_s']:>7.0f} {r['parameters']:>7} {fmt(own_v, '>9.5f')} "
+            f"{r['label']:<24} {r['time_s']:>7.0f} {r['parameters']:>7} {fmt(own_v, '>9.5f')} "
             f"{r['val_esr']:>9.5f} {r['di_esr']:>9.5f} {r['di_esr_pre']:>9.5f} "
             f"{r['di_mrstft']:>8.3f} {r['di_esr'] / r['val_esr']:>7.1f} "
-            f"{fmt(best and r['wall_s'] / best['wall_s'], '>9.2f')} "
+            f"{fmt(best and r['time_s'] / best['time_s'], '>9.2f')} "
             f"{fmt(best and r['di_esr'] / best['di_esr'], '>8.2f')}",
             flush=True,
         )
     goals = {}
     if best is not None:
         print(f"best NAM model here: {best['label']} (DI ESR {best['di_esr']:.5f}, "
-              f"{best['wall_s']:.0f} s)")  # fmt: skip
+              f"{best['time_s']:.0f} s)")  # fmt: skip
         for r in rows:
             if r["tool"] != "ampnet":
                 continue
-            within = [p for p in r["curve"] if p[0] <= best["wall_s"]]
+            within = [p for p in r["curve"] if p[0] <= best["time_s"]]
             at_nam_time = min((p[1] for p in within), default=r["di_esr"])
-            third = [p for p in r["curve"] if p[0] <= best["wall_s"] / 3]
+            third = [p for p in r["curve"] if p[0] <= best["time_s"] / 3]
             at_third = min((p[1] for p in third), default=math.nan)
             goals[r["label"]] = {
                 "di_esr_over_best_nam": r["di_esr"] / best["di_esr"],
-                "time_over_best_nam": r["wall_s"] / best["wall_s"],
+                "time_over_best_nam": r["time_s"] / best["time_s"],
                 "best_snapshot_within_nam_time_over_nam": at_nam_time / best["di_esr"],
                 "best_snapshot_within_third_of_nam_time_over_nam": at_third / best["di_esr"],
                 "di_over_val": r["di_esr"] / r["val_esr"],
@@ -382,7 +403,7 @@ def plot(capture: str, rows: list[dict], path: Path) -> None:
         style = "-" if r["tool"] == "ampnet" else "--"
         if len(curve):
             ax.plot(curve[:, 0] / 60, curve[:, 1], style, marker=".", label=r["label"])
-        ax.plot([r["wall_s"] / 60], [r["di_esr"]], "k*", markersize=8)
+        ax.plot([r["time_s"] / 60], [r["di_esr"]], "k*", markersize=8)
     ax.set_yscale("log")
     ax.set_xlabel(
         "training time, minutes (snapshots; * = the final model at the end of the command)"
@@ -413,12 +434,15 @@ def main() -> None:
                         metavar="LABEL [OVERRIDE ...]",
                         help="an ampnet variant beside its defaults (repeatable)")  # fmt: skip
     parser.add_argument("--no-defaults", action="store_true", help="skip ampnet's defaults row")
+    parser.add_argument("--a2-captures", nargs="*", default=None, choices=list(CAPTURES),
+                        help="train NAM's A2 on these captures only (default: --captures)")  # fmt: skip
     parser.add_argument("--nam-epochs", type=int, default=100)
     parser.add_argument("--every", type=int, default=5, help="ampnet epochs between snapshots")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at once (one core each)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_capture")
     parser.add_argument("--reuse-nam", action="store_true",
-                        help="NAM's rows from an earlier run's bench_capture.json in --out")  # fmt: skip
+                        help="train no NAM model: use the NAM rows of an earlier run on the same "
+                        "signal (bench_capture.json in --out); rows of earlier runs are kept anyway")  # fmt: skip
     parser.add_argument("--no-curves", action="store_true", help="score final models only")
     args = parser.parse_args()
     if not (SHARED / "di.wav").is_file():
@@ -444,7 +468,12 @@ def main() -> None:
         common = {"capture": capture, "reamp": str(reamp), "output": str(paths["output"]),
                   "di_target": str(paths["di_target"])}  # fmt: skip
         for tool in ("nam_a2", "nam_a1"):  # the longest first, so parallel slots balance
-            if tool in args.tools and not args.reuse_nam:
+            skip_a2 = (
+                tool == "nam_a2"
+                and args.a2_captures is not None
+                and capture not in args.a2_captures
+            )
+            if tool in args.tools and not args.reuse_nam and not skip_a2:
                 name = {"nam_a2": "NAM 0.13 A2", "nam_a1": "NAM 0.13 A1 standard"}[tool]
                 folder = args.out / capture / f"{tool}_{reamp.stem}"
                 jobs.append({**common, "tool": tool, "name": name, "folder": str(folder)})
@@ -472,22 +501,24 @@ def main() -> None:
         done = [run_job(job, args, None) for job in jobs]
 
     torch.set_num_threads(os.cpu_count() or 1)
+    # Rows of earlier runs on the same signal stay (marked), unless this run trains them again:
+    # NAM's rows are the long ones, and a rerun of ampnet's need not repeat them.
+    same_signal = earlier.get("reamp") == str(reamp)
+    kept = [r for r in earlier.get("rows", []) if same_signal]
+    if args.reuse_nam and not any(r["tool"].startswith("nam") for r in kept):
+        sys.exit(f"bench_capture: no NAM rows for {reamp.name} in {earlier_file}")
     results = {"reamp": str(reamp), "seconds": sf.info(reamp).duration, "jobs": args.jobs,
                "rows": [], "goals": {}}  # fmt: skip
-    for capture in args.captures:
-        rows = []
-        if args.reuse_nam:
-            reused = [r for r in earlier.get("rows", []) if r["capture"] == capture
-                      and r["tool"].startswith("nam") and earlier.get("reamp") == str(reamp)]  # fmt: skip
-            if not reused:
-                sys.exit(
-                    f"bench_capture: no NAM rows for {capture} on {reamp.name} in {earlier_file}"
-                )
-            rows += [{**r, "label": r["label"].removesuffix(" (reused)") + " (reused)"}
-                     for r in reused]  # fmt: skip
-        for job in done:
-            if job["capture"] == capture:
-                rows += score_job(job, not args.no_curves)
+    for capture in sorted({*args.captures, *(r["capture"] for r in kept)}):
+        new_rows = [row for job in done if job["capture"] == capture
+                    for row in score_job(job, not args.no_curves)]  # fmt: skip
+        fresh = {r["label"] for r in new_rows}
+        old_rows = [
+            {**r, "label": r["label"].removesuffix(" (earlier run)") + " (earlier run)"}
+            for r in kept
+            if r["capture"] == capture and r["label"].removesuffix(" (earlier run)") not in fresh
+        ]
+        rows = sorted(old_rows + new_rows, key=lambda r: (r["tool"] == "ampnet", r["label"]))
         results["rows"] += rows
         results["goals"][capture] = print_table(capture, rows)
         plot(capture, rows, args.out / f"esr_vs_time_{capture}.png")
