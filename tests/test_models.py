@@ -210,3 +210,10 @@ def test_recurrent_parameters_keep_their_order_cell_first():
     assert names[:4] == [f"lstm.{k}_l0" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     assert names[4:] == ["head.weight", "head.bias"]
     assert [n for n, _ in GRU(hidden_size=4).named_parameters()][0] == "gru.weight_ih_l0"
+
+
+@pytest.mark.parametrize("cls, layers", [(LSTM, 1), (LSTM, 2), (GRU, 1), (GRU, 3)])
+def test_recurrent_multiply_adds_per_sample_are_their_weight_matrices(cls, layers):
+    model = cls(hidden_size=12, num_layers=layers, params=["drive"])
+    matrices = [p for name, p in model.named_parameters() if ".weight" in name or "weight_" in name]
+    assert model.macs_per_sample == sum(p.numel() for p in matrices)

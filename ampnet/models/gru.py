@@ -18,6 +18,7 @@ class GRU(Recurrent):
 
     target = "ampnet.models.GRU"
     cell = "gru"
+    gates = 3
 
     def build_cell(self, input_size: int, hidden_size: int, num_layers: int) -> None:
         self.gru = nn.GRU(input_size, hidden_size, num_layers, batch_first=True)

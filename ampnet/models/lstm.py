@@ -17,6 +17,7 @@ class LSTM(Recurrent):
 
     target = "ampnet.models.LSTM"
     cell = "lstm"
+    gates = 4
 
     def build_cell(self, input_size: int, hidden_size: int, num_layers: int) -> None:
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)

@@ -83,6 +83,14 @@ class Recurrent(nn.Module):
         return 1
 
     finite_memory = False  # its state depends on everything it has heard
+    gates = 0  # weight blocks per cell (LSTM 4, GRU 3)
+
+    @property
+    def macs_per_sample(self) -> int:
+        """Multiply-adds per output sample: every gate's input and recurrent weights, and the head."""
+        inputs = [self.input_size] + [self.hidden_size] * (self.num_layers - 1)
+        cells = sum(self.gates * self.hidden_size * (i + self.hidden_size) for i in inputs)
+        return cells + self.hidden_size
 
     def config(self) -> dict:
         """Constructor arguments, with ``_target_``: ``build_model(model.config())`` rebuilds it."""

@@ -1,0 +1,321 @@
+"""The leaderboard: every model family, two sizes each, on each capture; accuracy on playing
+the model never heard against what it costs to play.
+
+    .venv/bin/python scripts/bench_architectures.py                        # everything
+    .venv/bin/python scripts/bench_architectures.py --data ht40 demo --epochs 20 --jobs 2
+
+For each data set it runs one Hydra multirun, ``python -m ampnet.train -m model=<every
+preset>`` with the default recipe (``--epochs`` sets ``trainer.max_epochs`` for all), then
+scores every run's best checkpoint:
+
+* ``ts9``, ``ht40``: the capture workflow of ``scripts/bench_capture.py``: ampnet's reamp
+  signal rendered through the shared capture is the training pair; the unseen playing is
+  the real DI (``../shared/data/di.wav``) through the same capture.
+* ``real_pair``: the real recorded pair; trained on its start, validated on its last 9 s,
+  scored on the 4 s between them, which no run sees (a held-out region of the same
+  performance: a weaker test than new playing).
+* ``demo``: the built-in demo rig; scored on the other performance the demo renders (a
+  differently synthesised DI through the same rig).
+
+Per model: ESR, pre-emphasised ESR and MR-STFT on the unseen playing, parameters,
+multiply-adds per sample, the streaming real-time factor at 64-sample blocks on one
+thread (``Streamer``: the native kernel where the model has one, else PyTorch), and the
+training wall time. Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json``
+and ``pareto_<data>.png`` (unseen ESR against real-time factor, NAM's models marked when
+``--peers`` names a ``bench_capture.json``) to ``--out``. Each multirun also writes its own
+sweep summary (``summary.md``, ``summary.csv``) in its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_capture import SHARED, make_signal, record  # noqa: E402
+
+from ampnet.formats import load_model_file  # noqa: E402
+from ampnet.report.metrics import compare_signals  # noqa: E402
+from ampnet.stream import Streamer, render  # noqa: E402
+
+# family -> (small: live use, large); the extra TFiLM TCN is its own row
+MODELS = {
+    "WaveNet (NAM A1)": ["wavenet_nano", "wavenet"],
+    "WaveNet (NAM A2)": ["a2_lite", "a2"],
+    "LSTM": ["lstm", "lstm_large"],
+    "GRU": ["gru", "gru_large"],
+    "GCN": ["gcn", "gcn_long"],
+    "TCN": ["tcn", "tcn_long", "tcn_tfilm"],
+    "S4D": ["s4d", "s4d_large"],
+    "gray box": ["graybox", "graybox_rational"],
+}
+DATA = ["ts9", "ht40", "real_pair", "demo"]
+TEST_SECONDS, VAL_SECONDS = 4.0, 9.0
+
+
+def family_of(preset: str) -> str:
+    return next(f for f, presets in MODELS.items() if preset in presets)
+
+
+def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callable]:
+    """The training overrides for data set ``name`` and a function scoring a model on its
+    unseen playing: ``score(model) -> metrics``."""
+    if name in ("ts9", "ht40"):
+        reamp = make_signal(out, minutes, 0, ["--version", "2"])
+        paths = record(name, reamp, out)
+        overrides = ["data=pair", f"data.name={name}", f"data.input={reamp}",
+                     f"data.output={paths['output']}"]  # fmt: skip
+        x = sf.read(SHARED / "di.wav", dtype="float32")[0]
+        y, rate = sf.read(paths["di_target"], dtype="float32")
+        return overrides, lambda model: compare(y, render(model, x), rate)
+    if name == "real_pair":
+        test = -(VAL_SECONDS + TEST_SECONDS)
+        overrides = ["data=shared_real_pair", f"data.split.train=[0.0,{test}]",
+                     f"data.split.test=[{test},{-VAL_SECONDS}]"]  # fmt: skip
+
+        def score(model):
+            from ampnet.data.checks import check_pair
+
+            folder = SHARED / "real_pair"
+            x, y, rate, _ = check_pair(folder / "input.wav", folder / "output.wav")
+            n = len(x)
+            a, b = n + int(test * rate), n - int(VAL_SECONDS * rate)
+            return compare(y[a:b], render(model, x)[a:b], rate)
+
+        return overrides, score
+    if name == "demo":
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+
+        from ampnet.data.demo import ensure_demo
+
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=["data=demo"])
+        d = cfg.data
+        inp, _ = ensure_demo(REPO / d.cache_dir, d.seconds, d.seed, OmegaConf.to_container(d.rig))
+        x = sf.read(inp.parent / "unseen_input.wav", dtype="float32")[0]
+        y, rate = sf.read(inp.parent / "unseen_output.wav", dtype="float32")
+        return ["data=demo"], lambda model: compare(y, render(model, x), rate)
+    raise SystemExit(f"bench_architectures: unknown data set {name!r}; choose from {DATA}")
+
+
+def compare(target: np.ndarray, played: np.ndarray, rate: int) -> dict:
+    m = compare_signals(target, played, rate)
+    return {"esr": m["esr"], "esr_pre": m["esr_pre_emphasis"], "mrstft": m["mrstft"]}
+
+
+def macs_per_sample(model, n: int = 256) -> float:
+    """The model's own count when it has one, else the matrix products of one streamed block."""
+    if hasattr(model, "macs_per_sample"):
+        return float(model.macs_per_sample)
+    x = 0.1 * torch.randn(1, model.input_channels, n)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.forward_with_state(x, model.initial_state(1))
+    return counter.get_total_flops() / 2 / n
+
+
+def realtime_factor(model, rate: int, block: int = 64, seconds: float = 5.0) -> tuple[float, str]:
+    """Seconds to stream ``seconds`` of audio in ``block``-sample blocks on one thread, per
+    second of audio (best of three), and the engine that ran it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+        streamer = Streamer(model, max_block=block)
+        out = np.empty(block, np.float32)
+        best = float("inf")
+        for _ in range(3):
+            streamer.reset()
+            started = time.perf_counter()
+            for i in range(0, len(x) - block + 1, block):
+                streamer.process(x[i : i + block], out)
+            best = min(best, time.perf_counter() - started)
+        return best / seconds, streamer.backend
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train(name: str, overrides: list[str], presets: list[str], args, core: int | None) -> Path:
+    sweep = args.out / "runs" / name
+    shutil.rmtree(sweep, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "ampnet.train", "-m", f"model={','.join(presets)}", *overrides,
+        f"trainer.max_epochs={args.epochs}", "callbacks.progress_bar=null",
+        "callbacks.audio_examples=null", f"hydra.sweep.dir={sweep}", *args.train_args,
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline")
+    if core is not None:
+        cmd = ["taskset", "-c", str(core), *cmd]
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    sweep.mkdir(parents=True, exist_ok=True)
+    print(f"  training {len(presets)} models on {name}", flush=True)
+    with open(sweep.parent / f"{name}.log", "w") as log:
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code.returncode != 0:
+        sys.exit(
+            f"bench_architectures: the sweep on {name} failed; see {sweep.parent / f'{name}.log'}"
+        )
+    return sweep
+
+
+def collect(name: str, sweep: Path, score) -> list[dict]:
+    rows = []
+    for metrics_file in sorted(sweep.glob("*/metrics.json")):
+        metrics = json.loads(metrics_file.read_text())
+        loaded = load_model_file(metrics["best_checkpoint"])
+        model = loaded.model.eval()
+        preset = metrics["model_name"]
+        rtf, engine = realtime_factor(model, loaded.sample_rate or 48000)
+        rows.append({
+            "data": name, "family": family_of(preset), "model": preset,
+            **{f"unseen_{k}": v for k, v in score(model).items()},
+            "val_esr": metrics["val_esr"], "parameters": metrics["parameters"],
+            "macs_per_sample": macs_per_sample(model), "rtf_64": rtf, "engine": engine,
+            "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
+            "run": str(metrics_file.parent),
+        })  # fmt: skip
+        print(f"    {name:<10} {preset:<18} unseen ESR {rows[-1]['unseen_esr']:.4f}  "
+              f"RTF {rtf:.4f} ({engine})", flush=True)  # fmt: skip
+    return rows
+
+
+def peers(path: Path | None, name: str) -> list[dict]:
+    """NAM's models from a bench_capture.json: their unseen ESR and their engine's RTF."""
+    if path is None or not path.is_file() or name not in ("ts9", "ht40"):
+        return []
+    out = []
+    for r in json.loads(path.read_text())["rows"]:
+        if r["capture"] != name or not r["tool"].startswith("nam"):
+            continue
+        model = load_model_file(r["model_file"], 1.0 if "Full" in r["label"] else 0.25).model
+        rtf, engine = realtime_factor(model, 48000)
+        out.append({"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf})
+    return out
+
+
+def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    families = list(MODELS)
+    colors = plt.cm.tab10(np.linspace(0, 1, len(families)))
+    for r in rows:
+        c = colors[families.index(r["family"])]
+        ax.scatter(r["rtf_64"], r["unseen_esr"], color=c, s=40)
+        ax.annotate(r["model"], (r["rtf_64"], r["unseen_esr"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for m in marks:
+        ax.scatter(m["rtf_64"], m["unseen_esr"], marker="*", s=140, color="black")
+        ax.annotate(m["label"], (m["rtf_64"], m["unseen_esr"]), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")  # fmt: skip
+    ax.axvline(0.05, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("streaming real-time factor, 64-sample blocks, one thread (ampnet's Streamer)")
+    ax.set_ylabel("ESR on unseen playing")
+    ax.set_title(f"{name}: accuracy against cost (* NAM 0.13, trained by NAM)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_tables(rows: list[dict], out: Path) -> None:
+    columns = ["data", "family", "model", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
+               "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "train_seconds",
+               "epochs"]  # fmt: skip
+    with open(out / "leaderboard.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = []
+    for name in dict.fromkeys(r["data"] for r in rows):
+        part = sorted((r for r in rows if r["data"] == name), key=lambda r: r["unseen_esr"])
+        lines += [f"\n### {name}\n",
+                  "| model | family | unseen ESR | pre-emph. ESR | MR-STFT | val ESR | params | "
+                  "MACs/sample | RTF @64 | engine | train s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in part:
+            lines.append(
+                f"| `{r['model']}` | {r['family']} | {r['unseen_esr']:.4f} | "
+                f"{r['unseen_esr_pre']:.4f} | {r['unseen_mrstft']:.3f} | {r['val_esr']:.4f} | "
+                f"{r['parameters']} | {r['macs_per_sample']:.0f} | {r['rtf_64']:.4f} | "
+                f"{r['engine']} | {r['train_seconds']:.0f} |"
+            )
+        live = [r for r in part if r["rtf_64"] <= 0.05]
+        if live:
+            lines.append(f"\nBest at RTF <= 0.05: `{live[0]['model']}` ({live[0]['family']}), "
+                         f"unseen ESR {live[0]['unseen_esr']:.4f}.")  # fmt: skip
+    (out / "leaderboard.md").write_text("\n".join(lines).lstrip() + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=DATA, choices=DATA)
+    parser.add_argument("--models", nargs="+", default=[p for ps in MODELS.values() for p in ps])
+    parser.add_argument("--epochs", type=int, default=50, help="trainer.max_epochs for every run")
+    parser.add_argument(
+        "--minutes", type=float, default=1.0, help="reamp signal length (ts9, ht40)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="data sets trained at once, one core each"
+    )
+    parser.add_argument("--train-args", nargs="*", default=[], help="more overrides for every run")
+    parser.add_argument(
+        "--peers", type=Path, default=REPO / "outputs" / "bench_capture" / "bench_capture.json"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_architectures")
+    parser.add_argument("--score-only", action="store_true", help="score the runs already in --out")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}
+    sweeps = {name: args.out / "runs" / name for name in args.data}
+    if not args.score_only:
+        if args.jobs > 1:
+            free = list(range(args.jobs))
+
+            def slot(name):
+                core = free.pop()
+                try:
+                    return train(name, setups[name][0], args.models, args, core)
+                finally:
+                    free.append(core)
+
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(slot, args.data))
+        else:
+            for name in args.data:
+                train(name, setups[name][0], args.models, args, None)
+    rows, marks = [], {}
+    for name in args.data:
+        rows += collect(name, sweeps[name], setups[name][1])
+        marks[name] = peers(args.peers, name)
+        plot(name, [r for r in rows if r["data"] == name], marks[name],
+             args.out / f"pareto_{name}.png")  # fmt: skip
+    (args.out / "leaderboard.json").write_text(json.dumps({"rows": rows, "peers": marks}, indent=1))
+    write_tables(rows, args.out)
+    print(
+        f"\nwrote leaderboard.md, leaderboard.csv, leaderboard.json and pareto_*.png in {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
