@@ -48,7 +48,7 @@ def trained_like(kind: str):
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
 
-        return instantiate(OmegaConf.load(REPO / "conf" / "model" / "wavenet.yaml")).eval()
+        return instantiate(OmegaConf.load(REPO / "conf" / "model" / "wavenet_a1.yaml")).eval()
     return LSTM(hidden_size=16, input_skip=False).eval()
 
 

@@ -96,13 +96,21 @@ def test_valid_output_length_and_pad_start():
 
 
 @pytest.mark.parametrize(
-    "name, params",
-    [("wavenet", 13801), ("wavenet_lite", 6553), ("wavenet_feather", 3025), ("wavenet_nano", 841)],
+    "name, params, receptive_field",
+    [
+        ("wavenet", 12145, 6347),
+        ("a2", 12145, 6347),
+        ("a2_lite", 1870, 6347),
+        ("wavenet_a1", 13801, 4093),
+        ("wavenet_lite", 6553, 4093),
+        ("wavenet_feather", 3025, 4093),
+        ("wavenet_nano", 841, 4093),
+    ],
 )
-def test_presets_match_nam_sizes(name, params, tmp_path):
+def test_presets_match_nam_sizes(name, params, receptive_field, tmp_path):
     model = instantiate(compose_train([f"model={name}"], tmp_path).model)
     assert sum(p.numel() for p in model.parameters()) == params
-    assert model.receptive_field == 4093
+    assert model.receptive_field == receptive_field
 
 
 def test_gated_layers_double_the_dilated_conv():
