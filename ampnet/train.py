@@ -95,7 +95,9 @@ def train(cfg: DictConfig) -> dict:
     )
     unseen = {}
     if datamodule.unseen is not None and trainer.is_global_zero:
-        unseen = score_performance(module.model.cpu().eval(), *datamodule.unseen, datamodule.sample_rate)
+        unseen = score_performance(
+            module.model.cpu().eval(), *datamodule.unseen, datamodule.sample_rate
+        )
     metrics = {
         **names,
         "val_esr": val.get("val/esr"),

@@ -173,7 +173,9 @@ class AudioDataModule(L.LightningDataModule):
         """The other performance to score on (``data.unseen``): checked and aligned like the
         training pairs; ``(channels, n)`` input (knobs at the first pair's setting) and ``(n,)``."""
         paths = self.unseen_paths
-        missing = [p for p in (paths.get("input"), paths.get("output")) if not Path(str(p)).is_file()]
+        missing = [
+            p for p in (paths.get("input"), paths.get("output")) if not Path(str(p)).is_file()
+        ]
         if missing:
             raise AmpnetError(
                 f"data.unseen: {missing[0]} not found; give data.unseen.input and "

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ampnet import __version__
+from ampnet.atomic import atomic_output
 from ampnet.checkpoints import load_model
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.errors import AmpnetError
@@ -36,6 +37,7 @@ from ampnet.export.formats import (
 )
 from ampnet.export.loudness import loudness_and_gain, loudness_input
 from ampnet.formats import load_model_file
+from ampnet.report.figures import blocks_figure
 from ampnet.runs import resolve_checkpoint
 
 GEAR_TYPES = ("amp", "pedal", "pedal_amp", "amp_cab", "amp_pedal_cab", "preamp", "studio")
@@ -167,6 +169,7 @@ def export(cfg: DictConfig) -> dict:
         "checkpoint": str(ckpt),
         "exported": datetime.now().isoformat(timespec="seconds"),
         "files": files,
+        **_blocks(model, rate, out, name),
     }
     write_json(out / "model_card.json", card)
     for fmt, info in files.items():
@@ -178,6 +181,21 @@ def export(cfg: DictConfig) -> dict:
             print(f"ampnet: {'':12s} note: {info['start']['note']}")
     print(f"ampnet: card         {out / 'model_card.json'}")
     return card
+
+
+def _blocks(model, rate: int, out: Path, name: str) -> dict:
+    """The card's entries for a model that reads out its blocks (a gray box): ``blocks``
+    (``model.describe(rate)``) and ``blocks_figure``, a PNG of ``model.curves(rate)``."""
+    entries = {}
+    if hasattr(model, "describe"):
+        entries["blocks"] = model.describe(rate)
+    if hasattr(model, "curves"):
+        path = out / f"{name}.blocks.png"
+        with atomic_output(path) as tmp:
+            blocks_figure(model.curves(rate), title=name).savefig(tmp, format="png", dpi=90)
+        entries["blocks_figure"] = path.name
+        print(f"ampnet: blocks       {path}")
+    return entries
 
 
 def _knobs(model, hparams: dict) -> dict | None:

@@ -6,9 +6,12 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from .graybox import GrayBox
 from .gru import GRU
 from .lstm import LSTM
+from .s4d import S4D
 from .slimmable import Slimmable
+from .tcn import TCN
 from .wavenet import WaveNet
 
 # Only these classes may be built from a config found in a file: a checkpoint from a
@@ -22,6 +25,12 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "ampnet.models.gru.GRU": GRU,
     "ampnet.models.Slimmable": Slimmable,
     "ampnet.models.slimmable.Slimmable": Slimmable,
+    "ampnet.models.GrayBox": GrayBox,
+    "ampnet.models.graybox.GrayBox": GrayBox,
+    "ampnet.models.TCN": TCN,
+    "ampnet.models.tcn.TCN": TCN,
+    "ampnet.models.S4D": S4D,
+    "ampnet.models.s4d.S4D": S4D,
 }
 
 
@@ -39,4 +48,14 @@ def build_model(config: Mapping) -> nn.Module:
     return MODEL_CLASSES[target](**config)
 
 
-__all__ = ["GRU", "LSTM", "Slimmable", "WaveNet", "MODEL_CLASSES", "build_model"]
+__all__ = [
+    "GRU",
+    "GrayBox",
+    "LSTM",
+    "S4D",
+    "Slimmable",
+    "TCN",
+    "WaveNet",
+    "MODEL_CLASSES",
+    "build_model",
+]

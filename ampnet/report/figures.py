@@ -102,3 +102,42 @@ def comparison_figure(
     )
     fig.suptitle(f"{title}\n{headline}" if title else headline, fontsize=12)
     return fig
+
+
+def blocks_figure(curves: dict, title: str = "", fig=None):
+    """What a gray-box model's blocks do (``model.curves(rate)``): both EQs' magnitudes
+    (biquads solid, the FIR that runs dashed), the static nonlinearity, the cabinet FIR."""
+    if fig is None:
+        fig = Figure()
+    fig.set_size_inches(12, 8)
+    fig.set_layout_engine("constrained")
+    f = curves["frequency_hz"]
+    for position, key, name in (
+        (1, "pre_eq", "Pre-EQ"),
+        (2, "post_eq", "Post-EQ"),
+        (4, "cab", "Cabinet FIR"),
+    ):
+        ax = fig.add_subplot(2, 2, position)
+        if curves.get(f"{key}_db") is None:
+            ax.text(0.5, 0.5, f"no {name[0].lower()}{name[1:]}", ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        ax.semilogx(f, curves[f"{key}_db"], color="black", label="biquads")
+        if f"{key}_fir_db" in curves:
+            ax.semilogx(f, curves[f"{key}_fir_db"], color="tab:orange", ls="--", label="FIR")
+            ax.legend(loc="lower left", fontsize=8)
+        ax.set_title(f"{name} magnitude")
+        ax.set_xlabel(f"frequency (Hz at a {curves['sample_rate']:g} Hz sample rate)")
+        ax.set_ylabel("gain (dB)")
+        ax.grid(alpha=0.3, which="both")
+    ax = fig.add_subplot(2, 2, 3)
+    ax.plot(curves["nonlinearity_in"], curves["nonlinearity_out"], color="black")
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_title("Static nonlinearity: f(x) - f(0)")
+    ax.set_xlabel("input (after the pre-EQ and input gain)")
+    ax.set_ylabel("output")
+    ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
