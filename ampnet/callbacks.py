@@ -56,6 +56,10 @@ class AudioExamples(L.Callback):
             comparison_figure(target, prediction, rate, metrics, f"validation, epoch {epoch}")
         )
         step = trainer.global_step
+        # a hot amp's output can run past full scale, which TensorBoard clips with a warning
+        # each time: scale both by the same factor instead, so they stay comparable
+        peak = max(1.0, float(np.abs(target).max()), float(np.abs(prediction).max()))
+        target, prediction = target / peak, prediction / peak
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 board = logger.experiment

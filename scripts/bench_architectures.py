@@ -54,8 +54,8 @@ from ampnet.stream import Streamer, render  # noqa: E402
 
 # family -> (small: live use, large); the extra TFiLM TCN is its own row
 MODELS = {
-    "WaveNet (NAM A1)": ["wavenet_nano", "wavenet"],
-    "WaveNet (NAM A2)": ["a2_lite", "a2"],
+    "WaveNet (NAM A1)": ["wavenet_nano", "wavenet_a1"],
+    "WaveNet (NAM A2: the default)": ["a2_lite", "wavenet"],
     "LSTM": ["lstm", "lstm_large"],
     "GRU": ["gru", "gru_large"],
     "GCN": ["gcn", "gcn_long"],
