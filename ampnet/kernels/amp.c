@@ -85,39 +85,73 @@ INLINE vec vrecip(vec d) {
 #endif
 }
 
-/* exp(x) for x <= 0, TILE lanes at once: range reduction to r in [-ln2/2, ln2/2] and a
- * degree-7 Taylor polynomial (relative error below 1e-7), scaled by 2^n in the exponent. */
-INLINE vec vexp_nonpos(vec x) {
-    const vec lo = (vec){0} - 87.0f;
-    x = vselect(x < lo, lo, x);
-    vec n = x * 1.44269504088896341f + 12582912.0f; /* adding 1.5 * 2^23 rounds to an integer */
-    n = n - 12582912.0f;
+INLINE vec vmax(vec a, vec b) {
+#if defined(__AVX512F__)
+    return (vec)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+    return (vec)_mm256_max_ps((__m256)a, (__m256)b);
+#elif defined(__SSE__)
+    return (vec)_mm_max_ps((__m128)a, (__m128)b);
+#else
+    return vselect(a > b, a, b);
+#endif
+}
+
+/* exp(x) - 1 and exp(x) for x <= 0, TILE lanes at once: range reduction x = n ln2 + r with
+ * r in [-ln2/2, ln2/2], q = exp(r) - 1 by a degree-7 Taylor polynomial (relative error below
+ * 1e-7; evaluated in Estrin's scheme, whose multiply-adds do not all wait on each other, so
+ * the recurrent LSTM waits less), then exp(x) - 1 = s q + (s - 1) with s = 2^n: no
+ * cancellation for small x, so tanh needs no separate series near zero. */
+INLINE vec vexpm1_nonpos(vec x, vec *e) {
+    x = vmax(x, (vec){0} - 87.0f);
+    const vec nm = x * 1.44269504088896341f + 12582912.0f; /* adding 1.5 * 2^23 rounds to an integer */
+    const vec n = nm - 12582912.0f;
     vec r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
-    vec p = (vec){0} + 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
-    return p * (vec)bits;
+    const vec r2 = r * r, r4 = r2 * r2;
+    const vec a01 = 1.0f + r * 0.5f, a23 = 1.0f / 6 + r * (1.0f / 24), a45 = 1.0f / 120 + r * (1.0f / 720);
+    const vec p = (a01 + r2 * a23) + r4 * (a45 + r2 * (1.0f / 5040));
+    const vec q = p * r;
+    /* nm's low mantissa bits hold n (two's complement): shifted into the exponent, that is 2^n */
+    const vec s = (vec)(((ivec)nm << 23) + (127 << 23));
+    if (e) *e = s * q + s;
+    return s * q + (s - 1.0f);
 }
 
-/* tanh from exp(-2|x|), with the odd Taylor series near zero where 1 - e loses digits. */
-INLINE vec vtanh(vec x) {
+/* tanh(x) as a quotient num / den: num = -m with x's sign, den = 2 + m, m = exp(-2|x|) - 1.
+ * den lies in [1, 2], so callers may multiply quotients' parts before one division. */
+INLINE void vtanh_q(vec x, vec *num, vec *den) {
     const ivec sign = (ivec)x & (int32_t)0x80000000;
     const vec a = (vec)((ivec)x & 0x7fffffff);
-    const vec e = vexp_nonpos(a * -2.0f);
-    const vec big = (1.0f - e) * vrecip(1.0f + e);
-    const vec x2 = x * x;
-    const vec small = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
-    return (vec)((ivec)vselect(a < 0.125f, small, big) | sign);
+    const vec m = vexpm1_nonpos(a * -2.0f, NULL);
+    *num = (vec)((ivec)-m | sign);
+    *den = 2.0f + m;
 }
 
-INLINE vec vsigmoid(vec x) { return 0.5f + 0.5f * vtanh(0.5f * x); }
+/* sigmoid(x) as a quotient: 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) in
+ * (0, 1], so den lies in [1, 2]; no cancellation on either side. */
+INLINE void vsigmoid_q(vec x, vec *num, vec *den) {
+    const vec na = (vec)((ivec)x | (int32_t)0x80000000); /* -|x| */
+    vec e;
+    vexpm1_nonpos(na, &e);
+    *num = vselect(x < 0.0f, e, (vec){0} + 1.0f);
+    *den = 1.0f + e;
+}
+
+/* tanh within 3.3 ulp of the exact value everywhere (the series-and-exp form before was
+ * within 4.5) and sigmoid within 3.6 ulp, each with one division: a true division is
+ * faster here than a reciprocal estimate and its Newton steps. */
+INLINE vec vtanh(vec x) {
+    vec num, den;
+    vtanh_q(x, &num, &den);
+    return num / den;
+}
+
+INLINE vec vsigmoid(vec x) {
+    vec num, den;
+    vsigmoid_q(x, &num, &den);
+    return num / den;
+}
 
 INLINE vec activation(int kind, vec v) {
     const vec zero = {0};
@@ -541,7 +575,7 @@ typedef struct {
     float head_b;
     float *h, *c;   /* state: per layer hp */
     float *g;       /* 4 * hp */
-    float *v;       /* concat(input, h) */
+    float *v;       /* concat(input, h), with room for h's padding */
 } Lstm;
 
 void lstm_destroy(void *handle) {
@@ -606,7 +640,7 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     m->h = calloc((size_t)n_layers * hp, sizeof(float));
     m->c = calloc((size_t)n_layers * hp, sizeof(float));
     m->g = calloc((size_t)gp + hp, sizeof(float)); /* + the last gate's overhang */
-    m->v = calloc((size_t)widest, sizeof(float));
+    m->v = calloc((size_t)widest + hp, sizeof(float));
     if (n_weights != need || !m->wt || !m->wt_off || !m->bias || !m->h0 || !m->c0 || !m->head_w || !m->h ||
         !m->c || !m->g || !m->v) {
         lstm_destroy(m);
@@ -635,27 +669,55 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     return m;
 }
 
-/* NV gate vectors of TILE gates from g0: g = bias + sum_j v[j] * column j of the weights. */
+/* Vector registers the gate sums may hold at once (x86 before AVX-512 has 16, AVX-512 and
+ * AArch64 32; a few stay free for the inputs), and the independent multiply-add chains that
+ * keep the FMA units busy (about 4 cycles of latency times 2 units). */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define ACC_REGS 24
+#else
+#define ACC_REGS 12
+#endif
+#define CHAINS 8
+#define NV_LIST(X)                                                                                      \
+    X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17) X(18) \
+    X(19) X(20) X(21) X(22) X(23) X(24)
+
+/* NV gate vectors of TILE gates from g0: g = bias + sum_j v[j] * column j of the weights.
+ * Each gate vector is one chain of `cols` dependent multiply-adds; when NV is below CHAINS
+ * the columns are dealt round-robin to S partial sums (added at the end), so that enough
+ * chains run side by side: a 24-unit LSTM on AVX-512 is 6 gate vectors, 12 chains. */
 #define LSTM_GATES(NV)                                                                                  \
     static inline void lstm_gates_##NV(const float *wt, const float *b, const float *v, int cols, int gp, \
                                        int g0, float *g) {                                              \
-        vec acc[NV];                                                                                    \
-        for (int q = 0; q < NV; q++) acc[q] = vload(b + g0 + q * TILE);                                 \
-        for (int j = 0; j < cols; j++) {                                                                \
+        enum { S0 = NV >= CHAINS ? 1 : (CHAINS + NV - 1) / NV, S1 = ACC_REGS / NV > 1 ? ACC_REGS / NV : 1, \
+               S = S0 < S1 ? S0 : S1 };                                                                 \
+        vec acc[S][NV];                                                                                 \
+        for (int q = 0; q < NV; q++) acc[0][q] = vload(b + g0 + q * TILE);                              \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[s][q] = (vec){0};                                          \
+        int j = 0;                                                                                      \
+        for (; j + S <= cols; j += S)                                                                   \
+            _Pragma("GCC unroll 8") for (int s = 0; s < S; s++) {                                       \
+                const float *col = wt + (size_t)(j + s) * gp + g0;                                      \
+                const float vj = v[j + s];                                                              \
+                _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[s][q] += vj * vload(col + q * TILE); \
+            }                                                                                           \
+        for (; j < cols; j++) {                                                                         \
             const float *col = wt + (size_t)j * gp + g0;                                                \
             const float vj = v[j];                                                                      \
-            _Pragma("GCC unroll 8") for (int q = 0; q < NV; q++) acc[q] += vj * vload(col + q * TILE);  \
+            _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[0][q] += vj * vload(col + q * TILE); \
         }                                                                                               \
-        for (int q = 0; q < NV; q++) vstore(g + g0 + q * TILE, acc[q]);                                 \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[0][q] += acc[s][q];                                        \
+        for (int q = 0; q < NV; q++) vstore(g + g0 + q * TILE, acc[0][q]);                              \
     }
-LSTM_GATES(1)
-LSTM_GATES(2)
-LSTM_GATES(3)
-LSTM_GATES(4)
-LSTM_GATES(5)
-LSTM_GATES(6)
-LSTM_GATES(7)
-LSTM_GATES(8)
+NV_LIST(LSTM_GATES)
+
+/* n floats (a multiple of TILE) from src to dst: inline vector moves where memcpy of a size
+ * unknown at compile time is a library call. */
+INLINE void copy_floats(float *dst, const float *src, int n) {
+    for (int r = 0; r < n; r += TILE) vstore(dst + r, vload(src + r));
+}
 
 /* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
 void lstm_process(void *handle, const float *in, int stride, float *out, int n) {
@@ -669,34 +731,39 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
         for (int i = 0; i < width; i++) m->v[i] = in[(size_t)i * stride + t];
         for (int l = 0; l < m->n_layers; l++) {
             float *h = m->h + (size_t)l * hp, *cs = m->c + (size_t)l * hp;
-            memcpy(m->v + width, h, sizeof(float) * (size_t)H);
+            copy_floats(m->v + width, h, hp);
             const float *wt = m->wt + m->wt_off[l], *b = m->bias + (size_t)l * gp;
             const int cols = width + H;
-            /* gates = bias + [W_ih W_hh] [x; h], up to 8 gate vectors at a time: that many
-             * independent sums, so the multiply-adds overlap instead of waiting on each other */
+            /* gates = bias + [W_ih W_hh] [x; h], as many gate vectors at a time as registers
+             * hold (all 12 of a 24-unit LSTM on AVX2): v is read once per sample */
             for (int g0 = 0; g0 < gp;) {
-                const int nv = (gp - g0) / TILE;
-                switch (nv >= 8 ? 8 : nv) {
-                case 1: lstm_gates_1(wt, b, m->v, cols, gp, g0, g); break;
-                case 2: lstm_gates_2(wt, b, m->v, cols, gp, g0, g); break;
-                case 3: lstm_gates_3(wt, b, m->v, cols, gp, g0, g); break;
-                case 4: lstm_gates_4(wt, b, m->v, cols, gp, g0, g); break;
-                case 5: lstm_gates_5(wt, b, m->v, cols, gp, g0, g); break;
-                case 6: lstm_gates_6(wt, b, m->v, cols, gp, g0, g); break;
-                case 7: lstm_gates_7(wt, b, m->v, cols, gp, g0, g); break;
-                default: lstm_gates_8(wt, b, m->v, cols, gp, g0, g); break;
+                const int nv = (gp - g0) / TILE > ACC_REGS ? ACC_REGS : (gp - g0) / TILE;
+                switch (nv) {
+#define GATES_CASE(NV)                                                                                  \
+    case NV: lstm_gates_##NV(wt, b, m->v, cols, gp, g0, g); break;
+                    NV_LIST(GATES_CASE)
+#undef GATES_CASE
                 }
-                g0 += (nv >= 8 ? 8 : nv) * TILE;
+                g0 += nv * TILE;
             }
+            /* c = f c + i g and h = o tanh(c), each one division: every sigmoid and tanh is a
+             * quotient with its denominator in [1, 2] (vsigmoid_q, vtanh_q), so their products
+             * cannot overflow, and 2 divisions a vector replace 5 */
             for (int r = 0; r < hp; r += TILE) {
-                const vec i = vsigmoid(vload(g + r)), f = vsigmoid(vload(g + H + r));
-                const vec gg = vtanh(vload(g + 2 * H + r)), o = vsigmoid(vload(g + 3 * H + r));
+                vec ni, di, nf, df, ng, dg, no, dn;
+                vsigmoid_q(vload(g + r), &ni, &di);
+                vsigmoid_q(vload(g + H + r), &nf, &df);
+                vtanh_q(vload(g + 2 * H + r), &ng, &dg);
+                vsigmoid_q(vload(g + 3 * H + r), &no, &dn);
+                const vec dig = di * dg;
                 const ivec keep = lane + r < H; /* lanes past H hold the next gate's values */
-                const vec c = vselect(keep, f * vload(cs + r) + i * gg, (vec){0});
+                const vec c = vselect(keep, (nf * vload(cs + r) * dig + ni * ng * df) / (df * dig), (vec){0});
+                vec nc, dc;
+                vtanh_q(c, &nc, &dc);
                 vstore(cs + r, c);
-                vstore(h + r, vselect(keep, o * vtanh(c), (vec){0}));
+                vstore(h + r, (no * nc) / (dn * dc)); /* c = 0 past H: tanh(c) = 0 there */
             }
-            memcpy(m->v, h, sizeof(float) * (size_t)H);
+            if (l + 1 < m->n_layers) copy_floats(m->v, h, hp); /* the next layer's input */
             width = H;
         }
         const float *hl = m->h + (size_t)(m->n_layers - 1) * hp;
