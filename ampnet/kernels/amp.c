@@ -289,6 +289,7 @@ static void dense(const Dense *d, const float *const *src, const float *init, in
 typedef struct {
     int kernel, dilation, history, length, pos; /* buf: channels x length, next write at pos */
     float *buf;
+    int *tap_off; /* tap c * kernel + j reads buf + pos + tap_off[...]: fixed, so set once */
     Dense conv;   /* [dilated conv taps | input mixer] -> mid, with the conv bias */
     Dense conv1x1; /* bottleneck -> channels, added to the layer input (residual) */
 } Layer;
@@ -326,6 +327,7 @@ static void wavenet_free(WaveNet *m) {
             if (A->layers)
                 for (int l = 0; l < A->n_layers; l++) {
                     free(A->layers[l].buf);
+                    free(A->layers[l].tap_off);
                     dense_free(&A->layers[l].conv);
                     dense_free(&A->layers[l].conv1x1);
                 }
@@ -428,6 +430,10 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
             L->history = (k - 1) * L->dilation;
             L->length = buffer_length(L->history, m->block);
             L->buf = calloc((size_t)ch * L->length, sizeof(float));
+            L->tap_off = malloc(sizeof(int) * (size_t)ch * k);
+            if (!L->tap_off) goto fail;
+            for (int ci = 0; ci < ch; ci++)
+                for (int j = 0; j < k; j++) L->tap_off[ci * k + j] = ci * L->length - (k - 1 - j) * L->dilation;
             L->pos = L->history;
             m->prewarm += L->history;
             max_src = ch * k + cond > max_src ? ch * k + cond : max_src;
@@ -481,6 +487,77 @@ fail:
     return NULL;
 }
 
+/* A whole layer with few channels (C = channels = bottleneck <= 4, not gated: A2-Lite's 3) over
+ * T tiles: the conv taps and input mixer, the activation, the head's sum and the 1x1 with
+ * its residual, all in registers. The general path runs each of those as its own pass over
+ * the block, storing and reloading z and h between them, and with 3 channels those
+ * passes, not the arithmetic, were most of the time. The same operations in the same
+ * order as the general path: the results are identical. */
+#define SMALL_LAYER(C, T)                                                                               \
+    static inline void small_layer_##C##_##T(const Layer *L, int act, const float *x, const float *cond, \
+                                             int cond_stride, float *head, int head_stride, float *dst, \
+                                             int dst_stride, int t) {                                   \
+        const Dense *cv = &L->conv, *pw = &L->conv1x1;                                                  \
+        const int taps = C * L->kernel, x_stride = L->length;                                           \
+        vec z[T][C];                                                                                    \
+        for (int u = 0; u < T; u++)                                                                     \
+            for (int r = 0; r < C; r++) z[u][r] = (vec){0} + cv->bias[r];                               \
+        for (int i = 0; i < cv->k; i++) { /* the taps, then the input mixer's rows */                  \
+            const float *wi = cv->w + (size_t)i * RB;                                                   \
+            const float *row = i < taps ? x + L->tap_off[i] : cond + (size_t)(i - taps) * cond_stride;  \
+            for (int u = 0; u < T; u++) {                                                               \
+                const vec xv = vload(row + t + u * TILE);                                               \
+                for (int r = 0; r < C; r++) z[u][r] += xv * wi[r];                                      \
+            }                                                                                           \
+        }                                                                                               \
+        for (int u = 0; u < T; u++) {                                                                   \
+            const int tu = t + u * TILE;                                                                \
+            vec o[C];                                                                                   \
+            for (int r = 0; r < C; r++) o[r] = (vec){0} + pw->bias[r] + vload(x + (size_t)r * x_stride + tu); \
+            for (int c = 0; c < C; c++) {                                                               \
+                const vec h = activation(act, z[u][c]);                                                 \
+                float *hd = head + (size_t)c * head_stride + tu;                                        \
+                vstore(hd, vload(hd) + h);                                                              \
+                for (int r = 0; r < C; r++) o[r] += h * pw->w[(size_t)c * RB + r];                     \
+            }                                                                                           \
+            for (int r = 0; r < C; r++) vstore(dst + (size_t)r * dst_stride + tu, o[r]);                \
+        }                                                                                               \
+    }
+SMALL_LAYER(1, 4)
+SMALL_LAYER(2, 4)
+SMALL_LAYER(3, 4)
+SMALL_LAYER(4, 2)
+SMALL_LAYER(1, 1)
+SMALL_LAYER(2, 1)
+SMALL_LAYER(3, 1)
+SMALL_LAYER(4, 1)
+
+/* A layer that small_layer_* can run: few channels, no gate. */
+static int small_layer(const Array *A) { return !A->gated && A->channels == A->bottleneck && A->channels <= 4; }
+
+/* One small layer over nt samples (whole tiles): several tiles a pass, then one at a time. */
+static void small_layer_run(const Layer *L, int ch, int act, const float *cond, int cond_stride, float *head,
+                            int head_stride, float *dst, int dst_stride, int nt) {
+    const float *x = L->buf + L->pos;
+    int t = 0;
+#define SMALL_ARGS L, act, x, cond, cond_stride, head, head_stride, dst, dst_stride
+    switch (ch) {
+    case 1: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_1_4(SMALL_ARGS, t); break;
+    case 2: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_2_4(SMALL_ARGS, t); break;
+    case 3: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_3_4(SMALL_ARGS, t); break;
+    default: for (; t + 2 * TILE <= nt; t += 2 * TILE) small_layer_4_2(SMALL_ARGS, t); break;
+    }
+    for (; t < nt; t += TILE) {
+        switch (ch) {
+        case 1: small_layer_1_1(SMALL_ARGS, t); break;
+        case 2: small_layer_2_1(SMALL_ARGS, t); break;
+        case 3: small_layer_3_1(SMALL_ARGS, t); break;
+        default: small_layer_4_1(SMALL_ARGS, t); break;
+        }
+    }
+#undef SMALL_ARGS
+}
+
 /* Make room for n new samples at *pos in a rows x length buffer that keeps `history` past
  * samples, rewinding it when it is full. */
 static void make_room(float *buf, int rows, int length, int history, int *pos, int n) {
@@ -518,17 +595,11 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
         make_room(first->buf, ch, first->length, first->history, &first->pos, nt);
         for (int i = 0; i < A->input_size; i++) src[i] = x_in + (size_t)i * B;
         dense(&A->rechannel, src, NULL, 0, first->buf + first->pos, first->length, nt);
+        const int small = small_layer(A);
         for (int l = 0; l < A->n_layers; l++) {
             Layer *L = &A->layers[l];
             const int k = L->kernel;
             const float *x = L->buf + L->pos;
-            for (int c = 0; c < ch; c++)
-                for (int j = 0; j < k; j++) src[c * k + j] = x + (size_t)c * L->length - (k - 1 - j) * L->dilation;
-            for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
-            dense(&L->conv, src, NULL, 0, m->z, B, nt);
-            for (int c = 0; c < bn; c++)
-                activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + bn) * B : NULL,
-                         m->h + (size_t)c * B, acc + (size_t)c * HL, nt);
             float *dst = A->out;
             int dst_stride = B;
             if (l + 1 < A->n_layers) {
@@ -537,8 +608,19 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
                 dst = next->buf + next->pos;
                 dst_stride = next->length;
             }
-            for (int c = 0; c < bn; c++) src[c] = m->h + (size_t)c * B;
-            dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
+            if (small) {
+                small_layer_run(L, ch, A->act, m->cond, B, acc, HL, dst, dst_stride, nt);
+            } else {
+                for (int c = 0; c < ch; c++)
+                    for (int j = 0; j < k; j++) src[c * k + j] = x + L->tap_off[c * k + j];
+                for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
+                dense(&L->conv, src, NULL, 0, m->z, B, nt);
+                for (int c = 0; c < bn; c++)
+                    activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + bn) * B : NULL,
+                             m->h + (size_t)c * B, acc + (size_t)c * HL, nt);
+                for (int c = 0; c < bn; c++) src[c] = m->h + (size_t)c * B;
+                dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
+            }
             L->pos += n;
         }
         const int hk = A->head_kernel;
