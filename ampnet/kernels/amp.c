@@ -65,26 +65,6 @@ typedef int32_t ivec __attribute__((vector_size(TILE * sizeof(int32_t))));
 
 INLINE vec vselect(ivec mask, vec a, vec b) { return (vec)((mask & (ivec)a) | (~mask & (ivec)b)); }
 
-/* 1 / d. A vector division is the slowest instruction here (about 16 cycles on x86), so
- * where the hardware has a reciprocal estimate, refine that with one Newton step
- * (relative error about 1e-7, within float rounding of the division). */
-INLINE vec vrecip(vec d) {
-#if defined(__AVX512F__)
-    vec r = (vec)_mm512_rcp14_ps((__m512)d); /* 14 bits: one step */
-    return r * (2.0f - d * r);
-#elif defined(__AVX__) || defined(__SSE__)
-#if defined(__AVX__)
-    vec r = (vec)_mm256_rcp_ps((__m256)d); /* 12 bits: two steps */
-#else
-    vec r = (vec)_mm_rcp_ps((__m128)d);
-#endif
-    r = r * (2.0f - d * r);
-    return r * (2.0f - d * r);
-#else
-    return 1.0f / d;
-#endif
-}
-
 INLINE vec vmax(vec a, vec b) {
 #if defined(__AVX512F__)
     return (vec)_mm512_max_ps((__m512)a, (__m512)b);
