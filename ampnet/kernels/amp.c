@@ -775,6 +775,51 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     }
 NV_LIST(LSTM_GATES)
 
+/* A whole LSTM cell when the hidden size is HV whole vectors and all 4 HV gate vectors fit
+ * in registers (24 units on AVX2): the gate sums as in lstm_gates_*, then c and h straight
+ * from the registers, with no store and reload of the gates in between. Gate vector q is
+ * i for q < HV, then f, g and o. Same operations in the same order as lstm_gates_* and
+ * the general cell loop: the results are identical. */
+#define LSTM_CELL(HV)                                                                                   \
+    static inline void lstm_cell_##HV(const float *wt, const float *b, const float *v, int cols, float *h, \
+                                      float *cs) {                                                      \
+        enum { NV = 4 * HV, S0 = NV >= CHAINS ? 1 : (CHAINS + NV - 1) / NV,                             \
+               S1 = ACC_REGS / NV > 1 ? ACC_REGS / NV : 1, S = S0 < S1 ? S0 : S1 };                      \
+        const int gp = NV * TILE;                                                                       \
+        vec acc[S][NV];                                                                                 \
+        for (int q = 0; q < NV; q++) acc[0][q] = vload(b + q * TILE);                                   \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[s][q] = (vec){0};                                          \
+        int j = 0;                                                                                      \
+        for (; j + S <= cols; j += S)                                                                   \
+            _Pragma("GCC unroll 8") for (int s = 0; s < S; s++) {                                       \
+                const float *col = wt + (size_t)(j + s) * gp;                                           \
+                const float vj = v[j + s];                                                              \
+                _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[s][q] += vj * vload(col + q * TILE); \
+            }                                                                                           \
+        for (; j < cols; j++) {                                                                         \
+            const float *col = wt + (size_t)j * gp;                                                     \
+            const float vj = v[j];                                                                      \
+            _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[0][q] += vj * vload(col + q * TILE); \
+        }                                                                                               \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[0][q] += acc[s][q];                                        \
+        for (int r = 0; r < HV; r++) {                                                                  \
+            vec ni, di, nf, df, ng, dg, no, dn, nc, dc;                                                 \
+            vsigmoid_q(acc[0][r], &ni, &di);                                                            \
+            vsigmoid_q(acc[0][HV + r], &nf, &df);                                                       \
+            vtanh_q(acc[0][2 * HV + r], &ng, &dg);                                                      \
+            vsigmoid_q(acc[0][3 * HV + r], &no, &dn);                                                   \
+            const vec dig = di * dg;                                                                    \
+            const vec c = (nf * vload(cs + r * TILE) * dig + ni * ng * df) / (df * dig);                \
+            vtanh_q(c, &nc, &dc);                                                                       \
+            vstore(cs + r * TILE, c);                                                                   \
+            vstore(h + r * TILE, (no * nc) / (dn * dc));                                                \
+        }                                                                                               \
+    }
+#define HV_LIST(X) X(1) X(2) X(3) X(4) X(5) X(6)
+HV_LIST(LSTM_CELL)
+
 /* n floats (a multiple of TILE) from src to dst: inline vector moves where memcpy of a size
  * unknown at compile time is a library call. */
 INLINE void copy_floats(float *dst, const float *src, int n) {
@@ -796,6 +841,17 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
             copy_floats(m->v + width, h, hp);
             const float *wt = m->wt + m->wt_off[l], *b = m->bias + (size_t)l * gp;
             const int cols = width + H;
+            if (H % TILE == 0 && 4 * H <= ACC_REGS * TILE && H / TILE <= 6) {
+                switch (H / TILE) {
+#define CELL_CASE(HV)                                                                                   \
+    case HV: lstm_cell_##HV(wt, b, m->v, cols, h, cs); break;
+                    HV_LIST(CELL_CASE)
+#undef CELL_CASE
+                }
+                if (l + 1 < m->n_layers) copy_floats(m->v, h, hp); /* the next layer's input */
+                width = H;
+                continue;
+            }
             /* gates = bias + [W_ih W_hh] [x; h], as many gate vectors at a time as registers
              * hold (all 12 of a 24-unit LSTM on AVX2): v is read once per sample */
             for (int g0 = 0; g0 < gp;) {
