@@ -124,6 +124,34 @@ def test_per_block_path_does_not_grow_memory():
     assert grown < 64 * 1024, f"{grown} bytes more after 5000 blocks"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["wavenet", "lstm"])
+def test_streaming_into_the_callers_buffers_equals_offline(name, backend):
+    """One out buffer for every block (written straight into once it comes twice in a row),
+    two buffers in turn, and in place: each equals offline."""
+    model = models()[name]
+    x = signal(4000)
+    same, turns = np.empty(128, np.float32), [np.empty(128, np.float32) for _ in range(2)]
+    for how in ("same", "turns", "in place"):
+        streamer = Streamer(model, max_block=128, backend=backend)
+        y, pos, k = [], 0, 0
+        while pos < len(x):
+            block = x[pos : pos + [64, 64, 7, 128, 100][k % 5]].copy()
+            out = {"same": same, "turns": turns[k % 2], "in place": block}[how]
+            y.append(streamer.process(block, out)[: len(block)].copy())
+            pos, k = pos + len(block), k + 1
+        np.testing.assert_allclose(np.concatenate(y), offline(model, x), rtol=0, atol=1e-5)
+
+
+def test_a_buffer_the_streamer_writes_into_cannot_be_resized_under_it():
+    streamer = Streamer(models()["wavenet"], max_block=64)
+    out = np.empty(64, np.float32)
+    for _ in range(3):
+        streamer.process(signal(64), out)
+    with pytest.raises(ValueError, match="resize"):
+        out.resize(1 << 20)
+
+
 def test_input_gain_is_applied_before_the_model():
     model = models()["wavenet"]
     x = signal(3000)

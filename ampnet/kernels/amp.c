@@ -65,59 +65,73 @@ typedef int32_t ivec __attribute__((vector_size(TILE * sizeof(int32_t))));
 
 INLINE vec vselect(ivec mask, vec a, vec b) { return (vec)((mask & (ivec)a) | (~mask & (ivec)b)); }
 
-/* 1 / d. A vector division is the slowest instruction here (about 16 cycles on x86), so
- * where the hardware has a reciprocal estimate, refine that with one Newton step
- * (relative error about 1e-7, within float rounding of the division). */
-INLINE vec vrecip(vec d) {
+INLINE vec vmax(vec a, vec b) {
 #if defined(__AVX512F__)
-    vec r = (vec)_mm512_rcp14_ps((__m512)d); /* 14 bits: one step */
-    return r * (2.0f - d * r);
-#elif defined(__AVX__) || defined(__SSE__)
-#if defined(__AVX__)
-    vec r = (vec)_mm256_rcp_ps((__m256)d); /* 12 bits: two steps */
+    return (vec)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+    return (vec)_mm256_max_ps((__m256)a, (__m256)b);
+#elif defined(__SSE__)
+    return (vec)_mm_max_ps((__m128)a, (__m128)b);
 #else
-    vec r = (vec)_mm_rcp_ps((__m128)d);
-#endif
-    r = r * (2.0f - d * r);
-    return r * (2.0f - d * r);
-#else
-    return 1.0f / d;
+    return vselect(a > b, a, b);
 #endif
 }
 
-/* exp(x) for x <= 0, TILE lanes at once: range reduction to r in [-ln2/2, ln2/2] and a
- * degree-7 Taylor polynomial (relative error below 1e-7), scaled by 2^n in the exponent. */
-INLINE vec vexp_nonpos(vec x) {
-    const vec lo = (vec){0} - 87.0f;
-    x = vselect(x < lo, lo, x);
-    vec n = x * 1.44269504088896341f + 12582912.0f; /* adding 1.5 * 2^23 rounds to an integer */
-    n = n - 12582912.0f;
+/* exp(x) - 1 and exp(x) for x <= 0, TILE lanes at once: range reduction x = n ln2 + r with
+ * r in [-ln2/2, ln2/2], q = exp(r) - 1 by a degree-7 Taylor polynomial (relative error below
+ * 1e-7; evaluated in Estrin's scheme, whose multiply-adds do not all wait on each other, so
+ * the recurrent LSTM waits less), then exp(x) - 1 = s q + (s - 1) with s = 2^n: no
+ * cancellation for small x, so tanh needs no separate series near zero. */
+INLINE vec vexpm1_nonpos(vec x, vec *e) {
+    x = vmax(x, (vec){0} - 87.0f);
+    const vec nm = x * 1.44269504088896341f + 12582912.0f; /* adding 1.5 * 2^23 rounds to an integer */
+    const vec n = nm - 12582912.0f;
     vec r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
-    vec p = (vec){0} + 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
-    return p * (vec)bits;
+    const vec r2 = r * r, r4 = r2 * r2;
+    const vec a01 = 1.0f + r * 0.5f, a23 = 1.0f / 6 + r * (1.0f / 24), a45 = 1.0f / 120 + r * (1.0f / 720);
+    const vec p = (a01 + r2 * a23) + r4 * (a45 + r2 * (1.0f / 5040));
+    const vec q = p * r;
+    /* nm's low mantissa bits hold n (two's complement): shifted into the exponent, that is 2^n */
+    const vec s = (vec)(((ivec)nm << 23) + (127 << 23));
+    if (e) *e = s * q + s;
+    return s * q + (s - 1.0f);
 }
 
-/* tanh from exp(-2|x|), with the odd Taylor series near zero where 1 - e loses digits. */
-INLINE vec vtanh(vec x) {
+/* tanh(x) as a quotient num / den: num = -m with x's sign, den = 2 + m, m = exp(-2|x|) - 1.
+ * den lies in [1, 2], so callers may multiply quotients' parts before one division. */
+INLINE void vtanh_q(vec x, vec *num, vec *den) {
     const ivec sign = (ivec)x & (int32_t)0x80000000;
     const vec a = (vec)((ivec)x & 0x7fffffff);
-    const vec e = vexp_nonpos(a * -2.0f);
-    const vec big = (1.0f - e) * vrecip(1.0f + e);
-    const vec x2 = x * x;
-    const vec small = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
-    return (vec)((ivec)vselect(a < 0.125f, small, big) | sign);
+    const vec m = vexpm1_nonpos(a * -2.0f, NULL);
+    *num = (vec)((ivec)-m | sign);
+    *den = 2.0f + m;
 }
 
-INLINE vec vsigmoid(vec x) { return 0.5f + 0.5f * vtanh(0.5f * x); }
+/* sigmoid(x) as a quotient: 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) in
+ * (0, 1], so den lies in [1, 2]; no cancellation on either side. */
+INLINE void vsigmoid_q(vec x, vec *num, vec *den) {
+    const vec na = (vec)((ivec)x | (int32_t)0x80000000); /* -|x| */
+    vec e;
+    vexpm1_nonpos(na, &e);
+    *num = vselect(x < 0.0f, e, (vec){0} + 1.0f);
+    *den = 1.0f + e;
+}
+
+/* tanh within 3.3 ulp of the exact value everywhere (the series-and-exp form before was
+ * within 4.5) and sigmoid within 3.6 ulp, each with one division: a true division is
+ * faster here than a reciprocal estimate and its Newton steps. */
+INLINE vec vtanh(vec x) {
+    vec num, den;
+    vtanh_q(x, &num, &den);
+    return num / den;
+}
+
+INLINE vec vsigmoid(vec x) {
+    vec num, den;
+    vsigmoid_q(x, &num, &den);
+    return num / den;
+}
 
 INLINE vec activation(int kind, vec v) {
     const vec zero = {0};
@@ -255,6 +269,7 @@ static void dense(const Dense *d, const float *const *src, const float *init, in
 typedef struct {
     int kernel, dilation, history, length, pos; /* buf: channels x length, next write at pos */
     float *buf;
+    int *tap_off; /* tap c * kernel + j reads buf + pos + tap_off[...]: fixed, so set once */
     Dense conv;   /* [dilated conv taps | input mixer] -> mid, with the conv bias */
     Dense conv1x1; /* bottleneck -> channels, added to the layer input (residual) */
 } Layer;
@@ -292,6 +307,7 @@ static void wavenet_free(WaveNet *m) {
             if (A->layers)
                 for (int l = 0; l < A->n_layers; l++) {
                     free(A->layers[l].buf);
+                    free(A->layers[l].tap_off);
                     dense_free(&A->layers[l].conv);
                     dense_free(&A->layers[l].conv1x1);
                 }
@@ -394,6 +410,10 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
             L->history = (k - 1) * L->dilation;
             L->length = buffer_length(L->history, m->block);
             L->buf = calloc((size_t)ch * L->length, sizeof(float));
+            L->tap_off = malloc(sizeof(int) * (size_t)ch * k);
+            if (!L->tap_off) goto fail;
+            for (int ci = 0; ci < ch; ci++)
+                for (int j = 0; j < k; j++) L->tap_off[ci * k + j] = ci * L->length - (k - 1 - j) * L->dilation;
             L->pos = L->history;
             m->prewarm += L->history;
             max_src = ch * k + cond > max_src ? ch * k + cond : max_src;
@@ -447,6 +467,77 @@ fail:
     return NULL;
 }
 
+/* A whole layer with few channels (C = channels = bottleneck <= 4, not gated: A2-Lite's 3) over
+ * T tiles: the conv taps and input mixer, the activation, the head's sum and the 1x1 with
+ * its residual, all in registers. The general path runs each of those as its own pass over
+ * the block, storing and reloading z and h between them, and with 3 channels those
+ * passes, not the arithmetic, were most of the time. The same operations in the same
+ * order as the general path: the results are identical. */
+#define SMALL_LAYER(C, T)                                                                               \
+    static inline void small_layer_##C##_##T(const Layer *L, int act, const float *x, const float *cond, \
+                                             int cond_stride, float *head, int head_stride, float *dst, \
+                                             int dst_stride, int t) {                                   \
+        const Dense *cv = &L->conv, *pw = &L->conv1x1;                                                  \
+        const int taps = C * L->kernel, x_stride = L->length;                                           \
+        vec z[T][C];                                                                                    \
+        for (int u = 0; u < T; u++)                                                                     \
+            for (int r = 0; r < C; r++) z[u][r] = (vec){0} + cv->bias[r];                               \
+        for (int i = 0; i < cv->k; i++) { /* the taps, then the input mixer's rows */                  \
+            const float *wi = cv->w + (size_t)i * RB;                                                   \
+            const float *row = i < taps ? x + L->tap_off[i] : cond + (size_t)(i - taps) * cond_stride;  \
+            for (int u = 0; u < T; u++) {                                                               \
+                const vec xv = vload(row + t + u * TILE);                                               \
+                for (int r = 0; r < C; r++) z[u][r] += xv * wi[r];                                      \
+            }                                                                                           \
+        }                                                                                               \
+        for (int u = 0; u < T; u++) {                                                                   \
+            const int tu = t + u * TILE;                                                                \
+            vec o[C];                                                                                   \
+            for (int r = 0; r < C; r++) o[r] = (vec){0} + pw->bias[r] + vload(x + (size_t)r * x_stride + tu); \
+            for (int c = 0; c < C; c++) {                                                               \
+                const vec h = activation(act, z[u][c]);                                                 \
+                float *hd = head + (size_t)c * head_stride + tu;                                        \
+                vstore(hd, vload(hd) + h);                                                              \
+                for (int r = 0; r < C; r++) o[r] += h * pw->w[(size_t)c * RB + r];                     \
+            }                                                                                           \
+            for (int r = 0; r < C; r++) vstore(dst + (size_t)r * dst_stride + tu, o[r]);                \
+        }                                                                                               \
+    }
+SMALL_LAYER(1, 4)
+SMALL_LAYER(2, 4)
+SMALL_LAYER(3, 4)
+SMALL_LAYER(4, 2)
+SMALL_LAYER(1, 1)
+SMALL_LAYER(2, 1)
+SMALL_LAYER(3, 1)
+SMALL_LAYER(4, 1)
+
+/* A layer that small_layer_* can run: few channels, no gate. */
+static int small_layer(const Array *A) { return !A->gated && A->channels == A->bottleneck && A->channels <= 4; }
+
+/* One small layer over nt samples (whole tiles): several tiles a pass, then one at a time. */
+static void small_layer_run(const Layer *L, int ch, int act, const float *cond, int cond_stride, float *head,
+                            int head_stride, float *dst, int dst_stride, int nt) {
+    const float *x = L->buf + L->pos;
+    int t = 0;
+#define SMALL_ARGS L, act, x, cond, cond_stride, head, head_stride, dst, dst_stride
+    switch (ch) {
+    case 1: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_1_4(SMALL_ARGS, t); break;
+    case 2: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_2_4(SMALL_ARGS, t); break;
+    case 3: for (; t + 4 * TILE <= nt; t += 4 * TILE) small_layer_3_4(SMALL_ARGS, t); break;
+    default: for (; t + 2 * TILE <= nt; t += 2 * TILE) small_layer_4_2(SMALL_ARGS, t); break;
+    }
+    for (; t < nt; t += TILE) {
+        switch (ch) {
+        case 1: small_layer_1_1(SMALL_ARGS, t); break;
+        case 2: small_layer_2_1(SMALL_ARGS, t); break;
+        case 3: small_layer_3_1(SMALL_ARGS, t); break;
+        default: small_layer_4_1(SMALL_ARGS, t); break;
+        }
+    }
+#undef SMALL_ARGS
+}
+
 /* Make room for n new samples at *pos in a rows x length buffer that keeps `history` past
  * samples, rewinding it when it is full. */
 static void make_room(float *buf, int rows, int length, int history, int *pos, int n) {
@@ -484,17 +575,11 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
         make_room(first->buf, ch, first->length, first->history, &first->pos, nt);
         for (int i = 0; i < A->input_size; i++) src[i] = x_in + (size_t)i * B;
         dense(&A->rechannel, src, NULL, 0, first->buf + first->pos, first->length, nt);
+        const int small = small_layer(A);
         for (int l = 0; l < A->n_layers; l++) {
             Layer *L = &A->layers[l];
             const int k = L->kernel;
             const float *x = L->buf + L->pos;
-            for (int c = 0; c < ch; c++)
-                for (int j = 0; j < k; j++) src[c * k + j] = x + (size_t)c * L->length - (k - 1 - j) * L->dilation;
-            for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
-            dense(&L->conv, src, NULL, 0, m->z, B, nt);
-            for (int c = 0; c < bn; c++)
-                activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + bn) * B : NULL,
-                         m->h + (size_t)c * B, acc + (size_t)c * HL, nt);
             float *dst = A->out;
             int dst_stride = B;
             if (l + 1 < A->n_layers) {
@@ -503,8 +588,19 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
                 dst = next->buf + next->pos;
                 dst_stride = next->length;
             }
-            for (int c = 0; c < bn; c++) src[c] = m->h + (size_t)c * B;
-            dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
+            if (small) {
+                small_layer_run(L, ch, A->act, m->cond, B, acc, HL, dst, dst_stride, nt);
+            } else {
+                for (int c = 0; c < ch; c++)
+                    for (int j = 0; j < k; j++) src[c * k + j] = x + L->tap_off[c * k + j];
+                for (int q = 0; q < cond; q++) src[ch * k + q] = m->cond + (size_t)q * B;
+                dense(&L->conv, src, NULL, 0, m->z, B, nt);
+                for (int c = 0; c < bn; c++)
+                    activate(A->act, m->z + (size_t)c * B, A->gated ? m->z + (size_t)(c + bn) * B : NULL,
+                             m->h + (size_t)c * B, acc + (size_t)c * HL, nt);
+                for (int c = 0; c < bn; c++) src[c] = m->h + (size_t)c * B;
+                dense(&L->conv1x1, src, x, L->length, dst, dst_stride, nt);
+            }
             L->pos += n;
         }
         const int hk = A->head_kernel;
@@ -541,7 +637,7 @@ typedef struct {
     float head_b;
     float *h, *c;   /* state: per layer hp */
     float *g;       /* 4 * hp */
-    float *v;       /* concat(input, h) */
+    float *v;       /* concat(input, h), with room for h's padding */
 } Lstm;
 
 void lstm_destroy(void *handle) {
@@ -606,7 +702,7 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     m->h = calloc((size_t)n_layers * hp, sizeof(float));
     m->c = calloc((size_t)n_layers * hp, sizeof(float));
     m->g = calloc((size_t)gp + hp, sizeof(float)); /* + the last gate's overhang */
-    m->v = calloc((size_t)widest, sizeof(float));
+    m->v = calloc((size_t)widest + hp, sizeof(float));
     if (n_weights != need || !m->wt || !m->wt_off || !m->bias || !m->h0 || !m->c0 || !m->head_w || !m->h ||
         !m->c || !m->g || !m->v) {
         lstm_destroy(m);
@@ -635,27 +731,100 @@ void *lstm_create(int input_size, int hidden, int n_layers, int skip, const floa
     return m;
 }
 
-/* NV gate vectors of TILE gates from g0: g = bias + sum_j v[j] * column j of the weights. */
+/* Vector registers the gate sums may hold at once (x86 before AVX-512 has 16, AVX-512 and
+ * AArch64 32; a few stay free for the inputs), and the independent multiply-add chains that
+ * keep the FMA units busy (about 4 cycles of latency times 2 units). */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define ACC_REGS 24
+#else
+#define ACC_REGS 12
+#endif
+#define CHAINS 8
+#define NV_LIST(X)                                                                                      \
+    X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16) X(17) X(18) \
+    X(19) X(20) X(21) X(22) X(23) X(24)
+
+/* NV gate vectors of TILE gates from g0: g = bias + sum_j v[j] * column j of the weights.
+ * Each gate vector is one chain of `cols` dependent multiply-adds; when NV is below CHAINS
+ * the columns are dealt round-robin to S partial sums (added at the end), so that enough
+ * chains run side by side: a 24-unit LSTM on AVX-512 is 6 gate vectors, 12 chains. */
 #define LSTM_GATES(NV)                                                                                  \
     static inline void lstm_gates_##NV(const float *wt, const float *b, const float *v, int cols, int gp, \
                                        int g0, float *g) {                                              \
-        vec acc[NV];                                                                                    \
-        for (int q = 0; q < NV; q++) acc[q] = vload(b + g0 + q * TILE);                                 \
-        for (int j = 0; j < cols; j++) {                                                                \
+        enum { S0 = NV >= CHAINS ? 1 : (CHAINS + NV - 1) / NV, S1 = ACC_REGS / NV > 1 ? ACC_REGS / NV : 1, \
+               S = S0 < S1 ? S0 : S1 };                                                                 \
+        vec acc[S][NV];                                                                                 \
+        for (int q = 0; q < NV; q++) acc[0][q] = vload(b + g0 + q * TILE);                              \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[s][q] = (vec){0};                                          \
+        int j = 0;                                                                                      \
+        for (; j + S <= cols; j += S)                                                                   \
+            _Pragma("GCC unroll 8") for (int s = 0; s < S; s++) {                                       \
+                const float *col = wt + (size_t)(j + s) * gp + g0;                                      \
+                const float vj = v[j + s];                                                              \
+                _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[s][q] += vj * vload(col + q * TILE); \
+            }                                                                                           \
+        for (; j < cols; j++) {                                                                         \
             const float *col = wt + (size_t)j * gp + g0;                                                \
             const float vj = v[j];                                                                      \
-            _Pragma("GCC unroll 8") for (int q = 0; q < NV; q++) acc[q] += vj * vload(col + q * TILE);  \
+            _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[0][q] += vj * vload(col + q * TILE); \
         }                                                                                               \
-        for (int q = 0; q < NV; q++) vstore(g + g0 + q * TILE, acc[q]);                                 \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[0][q] += acc[s][q];                                        \
+        for (int q = 0; q < NV; q++) vstore(g + g0 + q * TILE, acc[0][q]);                              \
     }
-LSTM_GATES(1)
-LSTM_GATES(2)
-LSTM_GATES(3)
-LSTM_GATES(4)
-LSTM_GATES(5)
-LSTM_GATES(6)
-LSTM_GATES(7)
-LSTM_GATES(8)
+NV_LIST(LSTM_GATES)
+
+/* A whole LSTM cell when the hidden size is HV whole vectors and all 4 HV gate vectors fit
+ * in registers (24 units on AVX2): the gate sums as in lstm_gates_*, then c and h straight
+ * from the registers, with no store and reload of the gates in between. Gate vector q is
+ * i for q < HV, then f, g and o. Same operations in the same order as lstm_gates_* and
+ * the general cell loop: the results are identical. */
+#define LSTM_CELL(HV)                                                                                   \
+    static inline void lstm_cell_##HV(const float *wt, const float *b, const float *v, int cols, float *h, \
+                                      float *cs) {                                                      \
+        enum { NV = 4 * HV, S0 = NV >= CHAINS ? 1 : (CHAINS + NV - 1) / NV,                             \
+               S1 = ACC_REGS / NV > 1 ? ACC_REGS / NV : 1, S = S0 < S1 ? S0 : S1 };                      \
+        const int gp = NV * TILE;                                                                       \
+        vec acc[S][NV];                                                                                 \
+        for (int q = 0; q < NV; q++) acc[0][q] = vload(b + q * TILE);                                   \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[s][q] = (vec){0};                                          \
+        int j = 0;                                                                                      \
+        for (; j + S <= cols; j += S)                                                                   \
+            _Pragma("GCC unroll 8") for (int s = 0; s < S; s++) {                                       \
+                const float *col = wt + (size_t)(j + s) * gp;                                           \
+                const float vj = v[j + s];                                                              \
+                _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[s][q] += vj * vload(col + q * TILE); \
+            }                                                                                           \
+        for (; j < cols; j++) {                                                                         \
+            const float *col = wt + (size_t)j * gp;                                                     \
+            const float vj = v[j];                                                                      \
+            _Pragma("GCC unroll 24") for (int q = 0; q < NV; q++) acc[0][q] += vj * vload(col + q * TILE); \
+        }                                                                                               \
+        for (int s = 1; s < S; s++)                                                                     \
+            for (int q = 0; q < NV; q++) acc[0][q] += acc[s][q];                                        \
+        for (int r = 0; r < HV; r++) {                                                                  \
+            vec ni, di, nf, df, ng, dg, no, dn, nc, dc;                                                 \
+            vsigmoid_q(acc[0][r], &ni, &di);                                                            \
+            vsigmoid_q(acc[0][HV + r], &nf, &df);                                                       \
+            vtanh_q(acc[0][2 * HV + r], &ng, &dg);                                                      \
+            vsigmoid_q(acc[0][3 * HV + r], &no, &dn);                                                   \
+            const vec dig = di * dg;                                                                    \
+            const vec c = (nf * vload(cs + r * TILE) * dig + ni * ng * df) / (df * dig);                \
+            vtanh_q(c, &nc, &dc);                                                                       \
+            vstore(cs + r * TILE, c);                                                                   \
+            vstore(h + r * TILE, (no * nc) / (dn * dc));                                                \
+        }                                                                                               \
+    }
+#define HV_LIST(X) X(1) X(2) X(3) X(4) X(5) X(6)
+HV_LIST(LSTM_CELL)
+
+/* n floats (a multiple of TILE) from src to dst: inline vector moves where memcpy of a size
+ * unknown at compile time is a library call. */
+INLINE void copy_floats(float *dst, const float *src, int n) {
+    for (int r = 0; r < n; r += TILE) vstore(dst + r, vload(src + r));
+}
 
 /* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
 void lstm_process(void *handle, const float *in, int stride, float *out, int n) {
@@ -669,34 +838,50 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
         for (int i = 0; i < width; i++) m->v[i] = in[(size_t)i * stride + t];
         for (int l = 0; l < m->n_layers; l++) {
             float *h = m->h + (size_t)l * hp, *cs = m->c + (size_t)l * hp;
-            memcpy(m->v + width, h, sizeof(float) * (size_t)H);
+            copy_floats(m->v + width, h, hp);
             const float *wt = m->wt + m->wt_off[l], *b = m->bias + (size_t)l * gp;
             const int cols = width + H;
-            /* gates = bias + [W_ih W_hh] [x; h], up to 8 gate vectors at a time: that many
-             * independent sums, so the multiply-adds overlap instead of waiting on each other */
-            for (int g0 = 0; g0 < gp;) {
-                const int nv = (gp - g0) / TILE;
-                switch (nv >= 8 ? 8 : nv) {
-                case 1: lstm_gates_1(wt, b, m->v, cols, gp, g0, g); break;
-                case 2: lstm_gates_2(wt, b, m->v, cols, gp, g0, g); break;
-                case 3: lstm_gates_3(wt, b, m->v, cols, gp, g0, g); break;
-                case 4: lstm_gates_4(wt, b, m->v, cols, gp, g0, g); break;
-                case 5: lstm_gates_5(wt, b, m->v, cols, gp, g0, g); break;
-                case 6: lstm_gates_6(wt, b, m->v, cols, gp, g0, g); break;
-                case 7: lstm_gates_7(wt, b, m->v, cols, gp, g0, g); break;
-                default: lstm_gates_8(wt, b, m->v, cols, gp, g0, g); break;
+            if (H % TILE == 0 && 4 * H <= ACC_REGS * TILE && H / TILE <= 6) {
+                switch (H / TILE) {
+#define CELL_CASE(HV)                                                                                   \
+    case HV: lstm_cell_##HV(wt, b, m->v, cols, h, cs); break;
+                    HV_LIST(CELL_CASE)
+#undef CELL_CASE
                 }
-                g0 += (nv >= 8 ? 8 : nv) * TILE;
+                if (l + 1 < m->n_layers) copy_floats(m->v, h, hp); /* the next layer's input */
+                width = H;
+                continue;
             }
+            /* gates = bias + [W_ih W_hh] [x; h], as many gate vectors at a time as registers
+             * hold (all 12 of a 24-unit LSTM on AVX2): v is read once per sample */
+            for (int g0 = 0; g0 < gp;) {
+                const int nv = (gp - g0) / TILE > ACC_REGS ? ACC_REGS : (gp - g0) / TILE;
+                switch (nv) {
+#define GATES_CASE(NV)                                                                                  \
+    case NV: lstm_gates_##NV(wt, b, m->v, cols, gp, g0, g); break;
+                    NV_LIST(GATES_CASE)
+#undef GATES_CASE
+                }
+                g0 += nv * TILE;
+            }
+            /* c = f c + i g and h = o tanh(c), each one division: every sigmoid and tanh is a
+             * quotient with its denominator in [1, 2] (vsigmoid_q, vtanh_q), so their products
+             * cannot overflow, and 2 divisions a vector replace 5 */
             for (int r = 0; r < hp; r += TILE) {
-                const vec i = vsigmoid(vload(g + r)), f = vsigmoid(vload(g + H + r));
-                const vec gg = vtanh(vload(g + 2 * H + r)), o = vsigmoid(vload(g + 3 * H + r));
+                vec ni, di, nf, df, ng, dg, no, dn;
+                vsigmoid_q(vload(g + r), &ni, &di);
+                vsigmoid_q(vload(g + H + r), &nf, &df);
+                vtanh_q(vload(g + 2 * H + r), &ng, &dg);
+                vsigmoid_q(vload(g + 3 * H + r), &no, &dn);
+                const vec dig = di * dg;
                 const ivec keep = lane + r < H; /* lanes past H hold the next gate's values */
-                const vec c = vselect(keep, f * vload(cs + r) + i * gg, (vec){0});
+                const vec c = vselect(keep, (nf * vload(cs + r) * dig + ni * ng * df) / (df * dig), (vec){0});
+                vec nc, dc;
+                vtanh_q(c, &nc, &dc);
                 vstore(cs + r, c);
-                vstore(h + r, vselect(keep, o * vtanh(c), (vec){0}));
+                vstore(h + r, (no * nc) / (dn * dc)); /* c = 0 past H: tanh(c) = 0 there */
             }
-            memcpy(m->v, h, sizeof(float) * (size_t)H);
+            if (l + 1 < m->n_layers) copy_floats(m->v, h, hp); /* the next layer's input */
             width = H;
         }
         const float *hl = m->h + (size_t)(m->n_layers - 1) * hp;
@@ -707,3 +892,35 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
         out[t] = m->skip ? y + in[t] : y;
     }
 }
+
+/* ------------------------------------------------------------ bindings -- */
+
+/* A block call with its buffers fixed, for callers that pay per argument (through ctypes
+ * each one costs about 0.1 us to convert, a few percent of a 32-sample LSTM block):
+ * bind_block once, then run_block(binding, n) per block. */
+typedef struct {
+    void (*process)(void *, const float *, int, float *, int);
+    void *handle;
+    const float *in;
+    int stride;
+    float *out;
+} Binding;
+
+/* kind: 0 for a WaveNet handle, 1 for an LSTM handle. NULL when out of memory. */
+void *bind_block(int kind, void *handle, const float *in, int stride, float *out) {
+    Binding *b = malloc(sizeof *b);
+    if (!b) return NULL;
+    b->process = kind == 0 ? wavenet_process : lstm_process;
+    b->handle = handle;
+    b->in = in;
+    b->stride = stride;
+    b->out = out;
+    return b;
+}
+
+void run_block(void *binding, int n) {
+    const Binding *b = (const Binding *)binding;
+    b->process(b->handle, b->in, b->stride, b->out, n);
+}
+
+void unbind_block(void *binding) { free(binding); }
