@@ -15,8 +15,7 @@ from ampnet.data.audio import read_audio
 from ampnet.formats import load_model_file
 from ampnet.stream import render
 
-from ..conftest import run_module
-from .test_shared_data import SHARED
+from ..conftest import SHARED, run_module
 
 CAPTURE = SHARED / "captures" / "TS9_HighDrive.json"
 
