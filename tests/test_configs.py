@@ -154,6 +154,7 @@ def test_experiment_demo_composes(tmp_path):
     assert cfg.model._target_ == "ampnet.models.WaveNet" and cfg.data.name == "demo"
 
 
+@pytest.mark.slow  # a training per preset (the GRU's alone is about 20-50 s on 2 cores)
 @pytest.mark.parametrize("name", options("model"))
 def test_every_model_preset_trains_a_step(name, tmp_path, make_pair):
     overrides = [
