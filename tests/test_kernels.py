@@ -153,6 +153,7 @@ print("ok")
 @pytest.mark.skipif(
     platform.machine() != "x86_64", reason="instruction-set variants are x86-64 names"
 )
+@pytest.mark.slow  # two more kernel builds
 @pytest.mark.parametrize("march", ["x86-64", "x86-64-v3"])
 def test_kernels_are_exact_on_older_instruction_sets(march, tmp_path):
     # SSE2-only and AVX2 machines get narrower vectors and other reciprocal estimates

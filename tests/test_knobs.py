@@ -378,6 +378,7 @@ def test_export_skips_nam_for_a_knob_model_and_refuses_it_when_asked(tmp_path):
 # --- training, end to end -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a training
 def test_a_knob_capture_trains_and_its_checkpoint_plays_at_any_setting(knob_pairs, tmp_path):
     pairs = ",".join(
         f"{{input:'{i}',output:'{o}',params:{{drive:{d}}}}}" for i, o, d in knob_pairs()
