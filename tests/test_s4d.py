@@ -17,6 +17,7 @@ from ampnet.stream import Streamer, render
 
 from .conftest import synth_pair
 from .test_configs import compose_train
+from .test_stream import signal, stream
 
 MIXED = [1, 7, 64, 300, 2, 4096, 33, 63]
 
@@ -30,23 +31,11 @@ def tiny(seed: int = 0, **kwargs) -> S4D:
     return model
 
 
-def signal(n: int, seed: int = 0) -> np.ndarray:
-    return (0.4 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
-
-
 def offline(model: S4D, x: np.ndarray, knobs=()) -> np.ndarray:
     rows = [np.broadcast_to(np.float32(k), x.shape) for k in knobs]
     with torch.no_grad():
         c = torch.from_numpy(np.stack([x, *rows]).astype(np.float32))[None]
         return model(c, pad_start=True)[0, 0].numpy()
-
-
-def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
-    out, pos, i = [], 0, 0
-    while pos < len(x):
-        out.append(streamer.process(x[pos : pos + sizes[i % len(sizes)]]))
-        pos, i = pos + sizes[i % len(sizes)], i + 1
-    return np.concatenate(out)
 
 
 def recurrence(model: S4D, x: torch.Tensor) -> np.ndarray:

@@ -18,6 +18,7 @@ from ampnet.stream import Streamer, render
 
 from .conftest import synth_pair
 from .test_configs import compose_train
+from .test_stream import signal, stream
 
 SMALL = {"channels": 4, "kernel_size": 3, "dilations": [1, 2, 4]}  # receptive field 15
 KINDS = {
@@ -34,10 +35,6 @@ def tiny(kind: str = "gcn", seed: int = 0, **overrides) -> TCN:
     return TCN(**{**SMALL, **KINDS[kind], **overrides}).eval()
 
 
-def signal(n: int, seed: int = 0) -> np.ndarray:
-    return (0.4 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
-
-
 def offline(model: TCN, x: np.ndarray, knobs=()) -> np.ndarray:
     """What a player hears: the model over audio ``x`` from silence, knob rows ``knobs``
     (constants or per-sample arrays)."""
@@ -45,15 +42,6 @@ def offline(model: TCN, x: np.ndarray, knobs=()) -> np.ndarray:
     c = torch.from_numpy(np.stack([x, *rows]).astype(np.float32))[None]
     with torch.no_grad():
         return model(c, pad_start=True)[0, 0].numpy()
-
-
-def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
-    out, pos, i = [], 0, 0
-    while pos < len(x):
-        size = sizes[i % len(sizes)]
-        out.append(streamer.process(x[pos : pos + size]))
-        pos, i = pos + size, i + 1
-    return np.concatenate(out)
 
 
 # --- causality and the receptive field ------------------------------------------------------
