@@ -47,10 +47,19 @@ ENGINE = (
     Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).parent / "nam-core"
 )
 RATE = 48000
-PRESETS = ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "lstm", "a2", "a2_lite"]
+# model=wavenet is the A2-Full layout (model=a2 is its alias); wavenet_a1 is NAM's A1 standard.
+PRESETS = [
+    "wavenet_a1",
+    "wavenet_lite",
+    "wavenet_feather",
+    "wavenet_nano",
+    "lstm",
+    "wavenet",
+    "a2_lite",
+]
 ENGINE_ROWS = {
-    "A1 standard": "wavenet",
-    "A2-Full": "a2",
+    "A1 standard": "wavenet_a1",
+    "A2-Full": "wavenet",
     "A2-Lite": "a2_lite",
     "LSTM 1x24": "lstm_nam",
 }
