@@ -19,7 +19,7 @@ from ampnet.formats import load_model_file
 from ampnet.formats.nam import to_nam
 from ampnet.formats.proteus import lstm_from_proteus, lstm_to_proteus
 from ampnet.formats.runtime import export_onnx, run_onnx
-from ampnet.models import LSTM, WaveNet, build_model
+from ampnet.models import GRU, LSTM, WaveNet, build_model
 from ampnet.process import main as process_main
 from ampnet.stream import Streamer, render
 
@@ -169,10 +169,14 @@ def test_a_file_without_names_gets_numbered_knobs():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", ["wavenet", "lstm"])
+@pytest.mark.parametrize("kind", ["wavenet", "lstm", "gru"])
 def test_stream_with_a_constant_knob_equals_offline(kind, backend):
     torch.manual_seed(0)
-    model = knob_wavenet() if kind == "wavenet" else LSTM(hidden_size=8, params=["drive"]).eval()
+    recurrent = {"lstm": LSTM, "gru": GRU}
+    model = (
+        knob_wavenet() if kind == "wavenet" else recurrent[kind](hidden_size=8, params=["drive"])
+    )
+    model.eval()
     x = di(0.6)
     expected = offline(model, x, [0.3])
     streamer = Streamer(model, params={"drive": 0.3}, backend=backend, max_block=64)

@@ -77,10 +77,6 @@ def stream(streamer: Streamer, x: np.ndarray, sizes) -> np.ndarray:
 def test_stream_equals_offline_for_any_block_sizes(name, sizes, backend):
     model = models()[name]
     x = signal(6000 if sizes != [1] else 1500)
-    if backend == "native" and kernels.unsupported(model):  # asked for, it says why not
-        with pytest.raises(RuntimeError, match="no native kernel for a GRU"):
-            Streamer(model, backend=backend)
-        backend = "torch"
     streamer = Streamer(model, max_block=512, backend=backend)
     assert streamer.backend == backend
     np.testing.assert_allclose(stream(streamer, x, sizes), offline(model, x), rtol=0, atol=1e-5)
@@ -99,8 +95,9 @@ def test_stream_adds_no_latency(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_reset_returns_to_silence(backend):
-    model = models()["lstm"]
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_reset_returns_to_silence(name, backend):
+    model = models()[name]
     x = signal(2000)
     streamer = Streamer(model, backend=backend)
     first = streamer.process(x)
@@ -125,7 +122,7 @@ def test_per_block_path_does_not_grow_memory():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", ["wavenet", "lstm"])
+@pytest.mark.parametrize("name", ["wavenet", "lstm", "gru"])
 def test_streaming_into_the_callers_buffers_equals_offline(name, backend):
     """One out buffer for every block (written straight into once it comes twice in a row),
     two buffers in turn, and in place: each equals offline."""
@@ -164,7 +161,7 @@ def test_blocks_must_be_one_dimensional():
         Streamer(models()["lstm"]).process(np.zeros((2, 10), np.float32))
 
 
-@pytest.mark.parametrize("name", ["wavenet", "lstm"])
+@pytest.mark.parametrize("name", ["wavenet", "lstm", "gru"])
 @pytest.mark.parametrize("chunk", [997, 4096, 65536])
 def test_render_in_chunks_equals_the_whole_file(name, chunk):
     model = models()[name]

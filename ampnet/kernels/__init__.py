@@ -1,4 +1,4 @@
-"""Native block kernels for WaveNet and LSTM inference, compiled on first use.
+"""Native block kernels for WaveNet, LSTM and GRU inference, compiled on first use.
 
 ``amp.c`` is built with the machine's C compiler (``cc -O3 -march=native``) into a
 cache folder keyed by the source, the compiler and its version, the flags and the
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
-from ampnet.models import LSTM, WaveNet
+from ampnet.models import GRU, LSTM, WaveNet
 from ampnet.models.knobs import silence
 
 SOURCE = Path(__file__).with_name("amp.c")
@@ -159,7 +159,14 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.lstm_create.restype = ctypes.c_void_p
         lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
         lib.lstm_set_start.argtypes = [ctypes.c_void_p, _float_p, _float_p]
-        for name in ("wavenet", "lstm"):
+        lib.gru_create.restype = ctypes.c_void_p
+        lib.gru_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
+        lib.gru_set_start.argtypes = [ctypes.c_void_p, _float_p]
+        lib.gru_forward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 6
+        lib.gru_forward.restype = None
+        lib.gru_backward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 8
+        lib.gru_backward.restype = None
+        for name in ("wavenet", "lstm", "gru"):
             getattr(lib, f"{name}_process").argtypes = [
                 _addr,
                 _addr,
@@ -222,6 +229,19 @@ def activation_ids(lib: ctypes.CDLL, names) -> list[int]:
     return [lib.activation_id(str(name).encode()) for name in names]
 
 
+def gru_weights(model: GRU) -> np.ndarray:
+    """The order ``gru_create`` reads: per layer W_ih, W_hh, b_ih, b_hh and the state after
+    silence (:meth:`~ampnet.models.GRU.initial_state`); then the head's W and b."""
+    (h0,) = model.initial_state()
+    parts = []
+    for i in range(model.num_layers):
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        parts += [getattr(model.gru, f"{n}_l{i}").detach().reshape(-1) for n in names]
+        parts.append(h0[i, 0])
+    parts += [model.head.weight.detach().reshape(-1), model.head.bias.detach()]
+    return torch.cat(parts).numpy().astype(np.float32)
+
+
 def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
     """The integer layout the native kernel reads (see ``wavenet_create`` in amp.c)."""
     config = [len(model.layer_arrays)]
@@ -271,7 +291,7 @@ def unsupported(model) -> str | None:
         if missing:
             return f"the native kernel has no {missing[0]} activation"
         return None
-    if type(model) is LSTM:
+    if type(model) in (LSTM, GRU):
         return None
     return f"there is no native kernel for a {type(model).__name__} yet"
 
@@ -284,7 +304,7 @@ class NativeModel:
     until :meth:`reset`.
     """
 
-    def __init__(self, model: WaveNet | LSTM, max_block: int = 4096):
+    def __init__(self, model: WaveNet | LSTM | GRU, max_block: int = 4096):
         why = unsupported(model)
         if why is not None:
             raise RuntimeError(f"cannot run this {type(model).__name__} natively: {why}")
@@ -300,6 +320,17 @@ class NativeModel:
             self._kind = "lstm"
             weights = lstm_weights(model)
             self._handle = lib.lstm_create(
+                model.input_size,
+                model.hidden_size,
+                model.num_layers,
+                int(model.input_skip),
+                _ptr(weights),
+                len(weights),
+            )
+        elif isinstance(model, GRU):
+            self._kind = "gru"
+            weights = gru_weights(model)
+            self._handle = lib.gru_create(
                 model.input_size,
                 model.hidden_size,
                 model.num_layers,
@@ -325,7 +356,7 @@ class NativeModel:
         addresses taken once (in a C binding, so ctypes converts two arguments per block, not
         five), so the per-block call allocates nothing. ``x`` and ``out`` must outlive it."""
         x_addr, out_addr = x.__array_interface__["data"][0], out.__array_interface__["data"][0]
-        kind = 0 if self._kind == "wavenet" else 1
+        kind = ["wavenet", "lstm", "gru"].index(self._kind)
         binding = self._lib.bind_block(kind, self._handle, x_addr, x.strides[0] // 4, out_addr)
         if not binding:
             raise MemoryError("the native kernel could not bind a block buffer")
@@ -340,10 +371,10 @@ class NativeModel:
         if self.channels == 1:
             return
         knobs = np.zeros(self.channels - 1, np.float32) if knobs is None else knobs
-        if self._kind == "lstm":  # its state after silence depends on the knobs: set it
+        if self._kind in ("lstm", "gru"):  # its state after silence depends on the knobs: set it
             start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
-            h, c = (np.ascontiguousarray(s[:, 0].numpy(), dtype=np.float32) for s in start)
-            self._lib.lstm_set_start(self._handle, _ptr(h), _ptr(c))
+            states = [np.ascontiguousarray(s[:, 0].numpy(), dtype=np.float32) for s in start]
+            getattr(self._lib, f"{self._kind}_set_start")(self._handle, *map(_ptr, states))
         elif knobs.any():  # a WaveNet remembers its last receptive_field - 1 inputs: replay them
             quiet = silence(torch.from_numpy(knobs)[None], self._max_block)[0].numpy()
             sink = np.empty(self._max_block, np.float32)

@@ -1,4 +1,5 @@
-/* Block-by-block inference kernels for ampnet's WaveNet and LSTM.
+/* Block-by-block inference kernels for ampnet's WaveNet, LSTM and GRU (and the GRU's
+ * training recurrence).
  *
  * Compiled on the user's machine on first use (see kernels/__init__.py) and called
  * through ctypes, one call per block. Nothing is allocated after *_create: every
@@ -893,6 +894,166 @@ void lstm_process(void *handle, const float *in, int stride, float *out, int n) 
     }
 }
 
+/* ----------------------------------------------------------------- GRU -- */
+
+/* PyTorch's GRU cell (gates r, z, n; see gru_forward below) for streaming, with the state
+ * kept between blocks. Each gate is padded to hp = H rounded up to TILE lanes (zero
+ * weights there, so the padding lanes of h stay 0), and the weights are stored
+ * transposed, one row of 3 hp gate weights per input (or hidden) unit, so the products
+ * stream over whole vectors and the activations run TILE units at a time. */
+typedef struct {
+    int input_size, hidden, n_layers, skip, hp;
+    float *wih;     /* per layer in_l rows of 3 hp */
+    long *ih_off;   /* where each layer's input rows start */
+    float *whh;     /* per layer hp rows of 3 hp (rows past H are zero) */
+    float *bih, *bhh, *h0, *h; /* per layer 3 hp, 3 hp, hp, hp */
+    float *head_w;  /* hp */
+    float head_b;
+    float *gi, *gh, *v; /* 3 hp, 3 hp and max(input_size, hp) of scratch */
+} Gru;
+
+void gru_destroy(void *handle) {
+    Gru *m = (Gru *)handle;
+    if (!m) return;
+    free(m->wih);
+    free(m->ih_off);
+    free(m->whh);
+    free(m->bih);
+    free(m->bhh);
+    free(m->h0);
+    free(m->h);
+    free(m->head_w);
+    free(m->gi);
+    free(m->gh);
+    free(m->v);
+    free(m);
+}
+
+void gru_reset(void *handle) {
+    Gru *m = (Gru *)handle;
+    memcpy(m->h, m->h0, sizeof(float) * (size_t)m->n_layers * m->hp);
+}
+
+/* Start from h (n_layers x hidden) from now on: the state after silence, from the caller. */
+void gru_set_start(void *handle, const float *h) {
+    Gru *m = (Gru *)handle;
+    for (int l = 0; l < m->n_layers; l++)
+        memcpy(m->h0 + (size_t)l * m->hp, h + (size_t)l * m->hidden, sizeof(float) * m->hidden);
+    gru_reset(m);
+}
+
+/* weights: per layer W_ih (3H x in, row-major, PyTorch's), W_hh (3H x H), b_ih, b_hh, h0
+ * (the state after silence); then the head's W (H) and b. */
+void *gru_create(int input_size, int hidden, int n_layers, int skip, const float *weights, long n_weights) {
+    if (input_size < 1 || hidden < 1 || n_layers < 1) return NULL;
+    Gru *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    const int H = hidden, hp = round_up(H, TILE), G = 3 * hp;
+    m->input_size = input_size;
+    m->hidden = H;
+    m->n_layers = n_layers;
+    m->skip = skip;
+    m->hp = hp;
+    long need = H + 1, in_rows = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const int in = l == 0 ? input_size : hp;
+        need += 3L * H * (l == 0 ? input_size : H) + 3L * H * H + 6L * H + H;
+        in_rows += in;
+    }
+    const int widest = input_size > hp ? input_size : hp;
+    m->wih = calloc((size_t)in_rows * G, sizeof(float));
+    m->ih_off = calloc((size_t)n_layers, sizeof(long));
+    m->whh = calloc((size_t)n_layers * hp * G, sizeof(float));
+    m->bih = calloc((size_t)n_layers * G, sizeof(float));
+    m->bhh = calloc((size_t)n_layers * G, sizeof(float));
+    m->h0 = calloc((size_t)n_layers * hp, sizeof(float));
+    m->h = calloc((size_t)n_layers * hp, sizeof(float));
+    m->head_w = calloc((size_t)hp, sizeof(float));
+    m->gi = calloc((size_t)G, sizeof(float));
+    m->gh = calloc((size_t)G, sizeof(float));
+    m->v = calloc((size_t)widest, sizeof(float));
+    if (n_weights != need || !m->wih || !m->ih_off || !m->whh || !m->bih || !m->bhh || !m->h0 || !m->h ||
+        !m->head_w || !m->gi || !m->gh || !m->v) {
+        gru_destroy(m);
+        return NULL;
+    }
+    long w = 0, off = 0;
+    for (int l = 0; l < n_layers; l++) {
+        const int in = l == 0 ? input_size : H, rows = l == 0 ? input_size : hp;
+        m->ih_off[l] = off;
+        for (int gate = 0; gate < 3; gate++)
+            for (int k = 0; k < H; k++)
+                for (int j = 0; j < in; j++)
+                    m->wih[off + (long)j * G + gate * hp + k] = weights[w + (long)(gate * H + k) * in + j];
+        w += 3L * H * in;
+        off += (long)rows * G;
+        float *whh = m->whh + (size_t)l * hp * G;
+        for (int gate = 0; gate < 3; gate++)
+            for (int k = 0; k < H; k++)
+                for (int j = 0; j < H; j++) whh[(long)j * G + gate * hp + k] = weights[w + (long)(gate * H + k) * H + j];
+        w += 3L * H * H;
+        for (int gate = 0; gate < 3; gate++) {
+            memcpy(m->bih + (size_t)l * G + gate * hp, weights + w + gate * H, sizeof(float) * H);
+            memcpy(m->bhh + (size_t)l * G + gate * hp, weights + w + 3 * H + gate * H, sizeof(float) * H);
+        }
+        w += 6L * H;
+        memcpy(m->h0 + (size_t)l * hp, weights + w, sizeof(float) * H);
+        w += H;
+    }
+    memcpy(m->head_w, weights + w, sizeof(float) * H);
+    m->head_b = weights[w + H];
+    gru_reset(m);
+    return m;
+}
+
+/* g = b + sum_j v[j] * row j of wt (rows of gp floats), ACC_REGS gate vectors at a time in
+ * registers, as the LSTM's gate sums. */
+static void gate_sums(const float *wt, const float *b, const float *v, int cols, int gp, float *g) {
+    for (int g0 = 0; g0 < gp;) {
+        const int nv = (gp - g0) / TILE > ACC_REGS ? ACC_REGS : (gp - g0) / TILE;
+        switch (nv) {
+#define GATES_CASE(NV)                                                                                  \
+    case NV: lstm_gates_##NV(wt, b, v, cols, gp, g0, g); break;
+            NV_LIST(GATES_CASE)
+#undef GATES_CASE
+        }
+        g0 += nv * TILE;
+    }
+}
+
+void gru_process(void *handle, const float *in, int stride, float *out, int n) {
+    Gru *m = (Gru *)handle;
+    const int hp = m->hp, G = 3 * hp;
+    float *gi = m->gi, *gh = m->gh, *v = m->v;
+    for (int t = 0; t < n; t++) {
+        int width = m->input_size;
+        for (int i = 0; i < width; i++) v[i] = in[(size_t)i * stride + t];
+        for (int l = 0; l < m->n_layers; l++) {
+            float *h = m->h + (size_t)l * hp;
+            const float *wih = m->wih + m->ih_off[l], *whh = m->whh + (size_t)l * hp * G;
+            gate_sums(wih, m->bih + (size_t)l * G, v, width, G, gi);
+            gate_sums(whh, m->bhh + (size_t)l * G, h, m->hidden, G, gh);
+            for (int k = 0; k < hp; k += TILE) {
+                const vec r = vsigmoid(vload(gi + k) + vload(gh + k));
+                const vec z = vsigmoid(vload(gi + hp + k) + vload(gh + hp + k));
+                const vec c = vtanh(vload(gi + 2 * hp + k) + r * vload(gh + 2 * hp + k));
+                const vec hn = c + z * (vload(h + k) - c);
+                vstore(h + k, hn);
+                vstore(v + k, hn); /* the next layer's input */
+            }
+            width = hp;
+        }
+        const float *hl = m->h + (size_t)(m->n_layers - 1) * hp;
+        vec acc = {0};
+        for (int r = 0; r < hp; r += TILE) acc += vload(m->head_w + r) * vload(hl + r);
+        float y = m->head_b;
+        for (int r = 0; r < TILE; r++) y += acc[r];
+        out[t] = m->skip ? y + in[t] : y;
+    }
+}
+
+static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
+
 /* ------------------------------------------------------------ bindings -- */
 
 /* A block call with its buffers fixed, for callers that pay per argument (through ctypes
@@ -906,11 +1067,11 @@ typedef struct {
     float *out;
 } Binding;
 
-/* kind: 0 for a WaveNet handle, 1 for an LSTM handle. NULL when out of memory. */
+/* kind: 0 for a WaveNet handle, 1 for an LSTM handle, 2 for a GRU handle. NULL when out of memory. */
 void *bind_block(int kind, void *handle, const float *in, int stride, float *out) {
     Binding *b = malloc(sizeof *b);
     if (!b) return NULL;
-    b->process = kind == 0 ? wavenet_process : lstm_process;
+    b->process = kind == 0 ? wavenet_process : kind == 1 ? lstm_process : gru_process;
     b->handle = handle;
     b->in = in;
     b->stride = stride;
@@ -924,3 +1085,80 @@ void run_block(void *binding, int n) {
 }
 
 void unbind_block(void *binding) { free(binding); }
+
+/* ---- GRU recurrence, forward and backward, for training and offline rendering ----
+ *
+ * PyTorch's GRU with its gate order r, z, n. The input projections of every step,
+ * gi = W_ih x + b_ih (batch, T, 3H), are one matrix product left to the caller, as are
+ * the weight gradients; what cannot be batched over time, the recurrence, runs here:
+ *   gh = W_hh h + b_hh;  r = s(gi_r + gh_r);  z = s(gi_z + gh_z);
+ *   n = tanh(gi_n + r * gh_n);  h' = (1 - z) n + z h.
+ * wt is W_hh transposed, (H, 3H), so the product streams over contiguous gate rows.
+ * save (batch, T, 4H), when not NULL, keeps r, z, n and gh_n of every step for the backward. */
+void gru_forward(int batch, long T, int H, const float *gi, const float *h0, const float *wt,
+                 const float *bias, float *hs, float *save) {
+    float gh[3 * H];
+    for (int b = 0; b < batch; b++) {
+        const float *h = h0 + (long)b * H;
+        for (long t = 0; t < T; t++) {
+            const long at = (long)b * T + t;
+            const float *g = gi + at * 3 * H;
+            float *out = hs + at * H;
+            for (int j = 0; j < 3 * H; j++) gh[j] = bias[j];
+            for (int k = 0; k < H; k++) {
+                const float hk = h[k], *w = wt + (long)k * 3 * H;
+                for (int j = 0; j < 3 * H; j++) gh[j] += w[j] * hk;
+            }
+            float *s = save ? save + at * 4 * H : NULL;
+            for (int k = 0; k < H; k++) {
+                const float r = sigmoidf_(g[k] + gh[k]);
+                const float z = sigmoidf_(g[H + k] + gh[H + k]);
+                const float n = tanhf(g[2 * H + k] + r * gh[2 * H + k]);
+                out[k] = n + z * (h[k] - n);
+                if (s) {
+                    s[k] = r;
+                    s[H + k] = z;
+                    s[2 * H + k] = n;
+                    s[3 * H + k] = gh[2 * H + k];
+                }
+            }
+            h = out;
+        }
+    }
+}
+
+/* Back through the recurrence from dhs (batch, T, H), the loss gradient at every output
+ * (the final state's gradient included). w is W_hh as stored, (3H, H). Writes dgi (batch,
+ * T, 3H), the gradient at gi; dgh (batch, T, 3H), at gh (W_hh's and b_hh's gradients are
+ * its products with the previous states, left to the caller); dh0 (batch, H). */
+void gru_backward(int batch, long T, int H, const float *w, const float *h0, const float *hs,
+                  const float *save, const float *dhs, float *dgi, float *dgh, float *dh0) {
+    float dh[H], next[H];
+    for (int b = 0; b < batch; b++) {
+        for (int k = 0; k < H; k++) dh[k] = 0.0f;
+        for (long t = T - 1; t >= 0; t--) {
+            const long at = (long)b * T + t;
+            const float *prev = t > 0 ? hs + (at - 1) * H : h0 + (long)b * H;
+            const float *s = save + at * 4 * H, *d = dhs + at * H;
+            float *gi_ = dgi + at * 3 * H, *gh_ = dgh + at * 3 * H;
+            for (int k = 0; k < H; k++) {
+                const float r = s[k], z = s[H + k], n = s[2 * H + k], ghn = s[3 * H + k];
+                const float g = dh[k] + d[k];
+                const float dn = g * (1.0f - z) * (1.0f - n * n);
+                const float dz = g * (prev[k] - n) * z * (1.0f - z);
+                const float dr = dn * ghn * r * (1.0f - r);
+                gi_[k] = gh_[k] = dr;
+                gi_[H + k] = gh_[H + k] = dz;
+                gi_[2 * H + k] = dn;
+                gh_[2 * H + k] = dn * r;
+                next[k] = g * z;
+            }
+            for (int j = 0; j < 3 * H; j++) {
+                const float gj = gh_[j], *row = w + (long)j * H;
+                for (int k = 0; k < H; k++) next[k] += row[k] * gj;
+            }
+            for (int k = 0; k < H; k++) dh[k] = next[k];
+        }
+        for (int k = 0; k < H; k++) dh0[(long)b * H + k] = dh[k];
+    }
+}
