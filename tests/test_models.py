@@ -225,3 +225,23 @@ def test_recurrent_multiply_adds_per_sample_are_their_weight_matrices(cls, layer
     model = cls(hidden_size=12, num_layers=layers, params=["drive"])
     matrices = [p for name, p in model.named_parameters() if ".weight" in name or "weight_" in name]
     assert model.macs_per_sample == sum(p.numel() for p in matrices)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_truncated_backprop_cuts_the_gradient_between_pieces_only(cls):
+    torch.manual_seed(0)
+    model = cls(hidden_size=6, burn_in=0, truncate=50)
+    x = (0.5 * torch.randn(2, 1, 130)).requires_grad_()
+    y = model.train()(x)
+    y[..., 100:].sum().backward()  # the last piece: samples 100-129
+    assert x.grad[..., :100].abs().max() == 0 and x.grad[..., 100:].abs().max() > 0
+    whole = build_model({**model.config(), "truncate": 0})
+    whole.load_state_dict(model.state_dict())
+    x2 = x.detach().clone().requires_grad_()
+    y2 = whole.train()(x2)
+    torch.testing.assert_close(y2, y, rtol=0, atol=1e-6)  # the same values, piece by piece
+    y2[..., 100:].sum().backward()
+    assert x2.grad[..., :100].abs().max() > 0  # untruncated, the gradient reaches back
+    with torch.no_grad():  # outside training nothing is cut
+        torch.testing.assert_close(model.eval()(x), whole.eval()(x), rtol=0, atol=1e-6)
+    assert build_model(model.config()).truncate == 50

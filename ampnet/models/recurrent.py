@@ -38,6 +38,9 @@ class Recurrent(nn.Module):
     difference from the dry signal. ``burn_in`` samples at the start of every
     training window only settle the state: their loss is masked. ``settle`` is the most
     silence a performance is preceded by (module docstring); 0 starts from the start state.
+    ``truncate`` > 0 trains with truncated back-propagation through time: the window runs
+    in pieces of that many samples, the state carried on but its gradient cut between
+    them (NAM trains its LSTMs so, with 512); it changes nothing outside training.
     """
 
     receptive_field = 1
@@ -53,6 +56,7 @@ class Recurrent(nn.Module):
         burn_in: int = 4096,
         params: Sequence[str] | None = None,
         settle: int = SETTLE,
+        truncate: int = 0,
     ):
         super().__init__()
         self.params = knob_names(params, input_size, "input_size")
@@ -62,6 +66,7 @@ class Recurrent(nn.Module):
         self.input_skip = input_skip
         self.burn_in = int(burn_in)
         self.settle = int(settle)
+        self.truncate = int(truncate)
         self.build_cell(self.input_size, hidden_size, num_layers)
         self.head = nn.Linear(hidden_size, 1)
 
@@ -103,6 +108,8 @@ class Recurrent(nn.Module):
             "burn_in": self.burn_in,
             "settle": self.settle,
         }
+        if self.truncate:
+            config["truncate"] = self.truncate
         if self.params:
             config["params"] = list(self.params)
         return config
@@ -156,7 +163,17 @@ class Recurrent(nn.Module):
         """
         if state is None:
             state = self.start_state(x.shape[0])
-        h, state = self.step(x.transpose(1, 2), state)
+        seq = x.transpose(1, 2)
+        if self.truncate and self.training and torch.is_grad_enabled():
+            parts = []
+            for start in range(0, seq.shape[1], self.truncate):
+                if start:
+                    state = tuple(s.detach() for s in state)
+                part, state = self.step(seq[:, start : start + self.truncate], state)
+                parts.append(part)
+            h = torch.cat(parts, dim=1)
+        else:
+            h, state = self.step(seq, state)
         y = self.head(h).transpose(1, 2)
         if self.input_skip:
             y = y + x[:, :1]
