@@ -316,21 +316,10 @@ class NativeModel:
             self._handle = lib.wavenet_create(
                 _ptr(config, _int_p), len(config), _ptr(weights), len(weights), max_block
             )
-        elif isinstance(model, LSTM):
-            self._kind = "lstm"
-            weights = lstm_weights(model)
-            self._handle = lib.lstm_create(
-                model.input_size,
-                model.hidden_size,
-                model.num_layers,
-                int(model.input_skip),
-                _ptr(weights),
-                len(weights),
-            )
-        elif isinstance(model, GRU):
-            self._kind = "gru"
-            weights = gru_weights(model)
-            self._handle = lib.gru_create(
+        else:  # an LSTM or a GRU: the same constructor arguments, each its weight order
+            self._kind = "lstm" if isinstance(model, LSTM) else "gru"
+            weights = lstm_weights(model) if self._kind == "lstm" else gru_weights(model)
+            self._handle = getattr(lib, f"{self._kind}_create")(
                 model.input_size,
                 model.hidden_size,
                 model.num_layers,
