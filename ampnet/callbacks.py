@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -110,7 +111,7 @@ class BestPerSize(L.Callback):
 
 class TimedSnapshots(L.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), the weights and the wall-clock time
-    they were reached: ``<dirpath>/epoch<NNNN>.ckpt`` (weights only, readable like best.ckpt)
+    they were reached: ``<dirpath>/epoch<NNNN>.ckpt`` (readable like best.ckpt)
     and a line in ``<dirpath>/snapshots.json``. For plots of accuracy against training time
     (``scripts/bench_capture.py``); add with ``+callbacks.snapshots._target_=...``."""
 
@@ -126,7 +127,8 @@ class TimedSnapshots(L.Callback):
             return
         reached = time.time()
         path = self.dirpath / f"epoch{epoch:04d}.ckpt"
-        trainer.save_checkpoint(path, weights_only=True)
+        # a full checkpoint: callbacks that change the saved weights (EMA) take part
+        trainer.save_checkpoint(path, weights_only=False)
         self.overhead += time.time() - reached
         self.taken.append(
             {
@@ -140,3 +142,59 @@ class TimedSnapshots(L.Callback):
         if trainer.is_global_zero:
             with atomic_output(self.dirpath / "snapshots.json") as tmp:
                 tmp.write_text(json.dumps(self.taken, indent=1) + "\n")
+
+
+class EMA(WeightAveraging):
+    """An exponential moving average of the weights, updated after every optimiser step:
+    validation scores it, every checkpoint stores it as its ``state_dict`` (the live
+    weights ride along as ``current_model_state`` for resuming) and training ends with it.
+
+    At a high learning rate the live weights carry a lot of noise; averaging them over the
+    last ~``1/(1 - decay)`` steps removes most of it, so a model stopped early, or a
+    snapshot taken mid-schedule, is close to what the schedule would reach by decaying.
+    As the learning rate decays, the schedule itself does that averaging and a long
+    average only lags behind: so the horizon shrinks with the learning rate, ``(1 -
+    decay)`` is divided by the rate's fraction of its peak so far, and at the end of a
+    decayed schedule the average is the live weights. The decay also ramps up as ``(1 +
+    n) / (10 + n)`` over the first updates (n = updates so far), so the average does not
+    hold on to the initial weights."""
+
+    def __init__(self, decay: float = 0.999):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        self.peak_lr = 0.0
+        self.lr_fraction = 1.0  # the learning rate now over its peak so far
+        # buffers (start states, loss filters) are copied, not averaged
+        super().__init__(use_buffers=False, multi_avg_fn=self._average)
+
+    def step_decay(self, n: int) -> float:
+        """The decay of update ``n`` (0-based) at the current learning rate."""
+        follow = 1.0 - min(1.0, (1.0 - self.decay) / max(self.lr_fraction, 1e-12))
+        return min(follow, (1.0 + n) / (10.0 + n))
+
+    def _average(self, averaged: list, current: list, n_averaged: torch.Tensor) -> None:
+        torch._foreach_lerp_(averaged, current, 1.0 - self.step_decay(int(n_averaged)))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else 0.0
+        self.peak_lr = max(self.peak_lr, lr)
+        self.lr_fraction = lr / self.peak_lr if self.peak_lr > 0 else 1.0
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)  # the module now holds the average ...
+        # ... and from here on, validating and saving see the module's own weights (the
+        # run picks its best checkpoint after training by loading weights into the module)
+        self._average_model = None
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint):
+        if self._average_model is not None:
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "peak_lr": self.peak_lr}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.peak_lr = float(state_dict.get("peak_lr", 0.0))

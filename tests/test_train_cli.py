@@ -117,6 +117,12 @@ def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
     assert second.returncode == 0, second.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["global_steps"] == 6  # one more epoch, not two
+    # the weight average (callbacks.ema, on by default) went on from where it was, over
+    # every step of both runs, and the live weights were kept beside it to train on
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert int(last["averaging_state"]["n_averaged"]) == 6
+    live, averaged = last["current_model_state"], last["state_dict"]
+    assert not all(torch.equal(live[k], averaged[k]) for k in averaged)
 
 
 def test_multirun_sweep_gets_one_run_directory_each(tmp_path, make_pair):

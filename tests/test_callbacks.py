@@ -1,0 +1,75 @@
+"""The training callbacks that change what a run produces (not only what it shows)."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ampnet.callbacks import EMA
+
+
+class Line(L.LightningModule):
+    """y = w x + b by plain SGD: every weight after every step is easy to follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.fit = torch.nn.Linear(3, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.fit(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class Trail(L.Callback):
+    """The live weights after every optimiser step (runs before the EMA's own update)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen.append([p.detach().clone() for p in pl_module.parameters()])
+
+
+def test_ema_ramps_its_decay_then_holds_it():
+    ema = EMA(decay=0.99)
+    averaged, current = [torch.zeros(2)], [torch.ones(2)]
+    ema._average(averaged, current, torch.tensor(0))  # first average: decay 1/10
+    assert torch.allclose(averaged[0], torch.full((2,), 0.9))
+    ema._average(averaged, current, torch.tensor(10_000))  # later: the decay itself
+    assert torch.allclose(averaged[0], torch.full((2,), 0.9 + 0.01 * 0.1))
+    # the horizon shrinks with the learning rate: at a tenth of its peak, a tenth as long
+    ema.lr_fraction = 0.1
+    assert ema.step_decay(10_000) == pytest.approx(0.9)
+    ema.lr_fraction = 0.001  # at the end of a decayed schedule: the live weights
+    assert ema.step_decay(10_000) == 0.0
+    with pytest.raises(ValueError, match="decay"):
+        EMA(decay=1.0)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec:DeprecationWarning", "ignore:.*LeafSpec:FutureWarning"
+)
+def test_training_ends_with_the_moving_average_of_every_step(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    data = DataLoader(TensorDataset(x, x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3), 8)
+    trail, ema = Trail(), EMA(decay=0.9)
+    trainer = L.Trainer(
+        max_epochs=2, callbacks=[trail, ema], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    model = Line()
+    trainer.fit(model, data)
+    assert len(trail.seen) == 16
+    expected = [p.clone() for p in trail.seen[0]]  # the first update copies
+    for n, step in enumerate(trail.seen[1:], start=1):
+        decay = min(0.9, (1 + n) / (10 + n))
+        expected = [e * decay + s * (1 - decay) for e, s in zip(expected, step, strict=True)]
+    for got, want, last in zip(model.parameters(), expected, trail.seen[-1], strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+        assert not torch.allclose(got, last, atol=1e-4)  # not simply the last step's weights
