@@ -124,6 +124,12 @@ class AmpLoss(nn.Module):
     module's :meth:`~ampnet.data.datamodule.AudioDataModule.target_power`) supplies both
     powers: the training target's, and after this loss's pre-emphasis. ``forward`` returns
     the total and each weighted-in term's unweighted value, so every term can be logged.
+
+    ``warmup`` (``{"steps": N, "weights": {...}}``) trains the first N optimiser steps on
+    other weights. ``{"mrstft": 1.0}`` starts on the spectrum alone, which ignores phase:
+    a recurrent model on a high-gain amp otherwise sits at ESR 1 (the dry signal), since
+    from small random weights any waveform it tries costs more than silence (README,
+    "Model families"); once it makes the right spectrum the waveform loss takes over.
     """
 
     def __init__(
@@ -134,42 +140,53 @@ class AmpLoss(nn.Module):
         signal_power: float | None = None,
         pre_signal_power: float | None = None,
         target_power: Callable[[nn.Module | None], float] | None = None,
+        warmup: Mapping | None = None,
     ):
         super().__init__()
-        unknown = set(weights) - set(TERMS)
-        if unknown:
-            raise ValueError(f"unknown loss terms {sorted(unknown)}; choose from {TERMS}")
-        self.weights = {k: float(v) for k, v in weights.items() if v}
-        if not self.weights:
-            raise ValueError("the loss needs at least one term with a non-zero weight")
+        self.weights = self._checked(weights)
+        warmup = dict(warmup or {})
+        self.warmup_steps = int(warmup.get("steps") or 0)
+        self.warmup_weights = (
+            self._checked(warmup.get("weights") or {}) if self.warmup_steps else {}
+        )
+        used = {**self.weights, **self.warmup_weights}
         self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
         if target_power is not None:  # calibrate from the data: the powers its terms need
-            if "nmse" in self.weights and signal_power is None:
+            if "nmse" in used and signal_power is None:
                 signal_power = target_power(None)
-            if "nmse_pre" in self.weights and pre_signal_power is None:
+            if "nmse_pre" in used and pre_signal_power is None:
                 pre_signal_power = target_power(self.pre_emphasis)
-        if "nmse" in self.weights and not (signal_power and signal_power > 0):
+        if "nmse" in used and not (signal_power and signal_power > 0):
             raise ValueError(
                 "the nmse term needs signal_power > 0: the training target's mean power"
             )
-        if "nmse_pre" in self.weights and not (pre_signal_power and pre_signal_power > 0):
+        if "nmse_pre" in used and not (pre_signal_power and pre_signal_power > 0):
             raise ValueError(
                 "the nmse_pre term needs pre_signal_power > 0: the pre-emphasised training "
                 "target's mean power"
             )
         self.signal_power = float(signal_power) if signal_power else None
         self.pre_signal_power = float(pre_signal_power) if pre_signal_power else None
-        if {"mrstft", "mrstft_pre"} & set(self.weights):
+        if {"mrstft", "mrstft_pre"} & set(used):
             self.mrstft = MultiResolutionSTFT()
+
+    @staticmethod
+    def _checked(weights: Mapping[str, float]) -> dict[str, float]:
+        unknown = set(weights) - set(TERMS)
+        if unknown:
+            raise ValueError(f"unknown loss terms {sorted(unknown)}; choose from {TERMS}")
+        weights = {k: float(v) for k, v in weights.items() if v}
+        if not weights:
+            raise ValueError("the loss needs at least one term with a non-zero weight")
+        return weights
 
     @property
     def min_length(self) -> int:
         """The shortest segment every term can be computed on (STFTs need a full frame)."""
         if not hasattr(self, "mrstft"):
             return 1
-        return self.mrstft.min_length + (
-            self.pre_emphasis.kernel.shape[-1] - 1 if "mrstft_pre" in self.weights else 0
-        )
+        pre = "mrstft_pre" in self.weights or "mrstft_pre" in self.warmup_weights
+        return self.mrstft.min_length + (self.pre_emphasis.kernel.shape[-1] - 1 if pre else 0)
 
     def term(self, name: str, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The unweighted value of one term."""
@@ -183,11 +200,14 @@ class AmpLoss(nn.Module):
         return {"esr": esr, "mse": mse, "dc": dc_loss}[name](y_hat, y)
 
     def forward(
-        self, y_hat: torch.Tensor, y: torch.Tensor
+        self, y_hat: torch.Tensor, y: torch.Tensor, step: int | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """y_hat: (batch, outputs, time) against y: (batch, 1, time); several outputs (the
-        sizes of a slimmable model) are each held to the target, the terms their mean."""
+        sizes of a slimmable model) are each held to the target, the terms their mean.
+        ``step``: the optimiser steps taken so far (the warm-up's weights below its steps)."""
         y = y.expand_as(y_hat)
-        values = {name: self.term(name, y_hat, y) for name in self.weights}
-        total = sum(self.weights[name] * value for name, value in values.items())
+        warm = step is not None and step < self.warmup_steps
+        weights = self.warmup_weights if warm else self.weights
+        values = {name: self.term(name, y_hat, y) for name in weights}
+        total = sum(weights[name] * value for name, value in values.items())
         return total, values

@@ -108,7 +108,7 @@ class AmpModule(L.LightningModule):
         # under bf16/16-bit mixed precision the network runs in low precision, the loss
         # (ESR ratios, STFTs) in float32: small errors are what it measures
         with torch.autocast(y_hat.device.type, enabled=False):
-            total, terms = self.loss(y_hat.float(), y.float())
+            total, terms = self.loss(y_hat.float(), y.float(), step=self.global_step)
         self.log("train/loss", total, prog_bar=True, batch_size=x.shape[0])
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=x.shape[0])

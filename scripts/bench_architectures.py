@@ -4,9 +4,10 @@ the model never heard against what it costs to play.
     .venv/bin/python scripts/bench_architectures.py                        # everything
     .venv/bin/python scripts/bench_architectures.py --data ht40 demo --epochs 20 --jobs 2
 
-For each data set it runs one Hydra multirun, ``python -m ampnet.train -m model=<every
-preset>`` with the default recipe (``--epochs`` sets ``trainer.max_epochs`` for all), then
-scores every run's best checkpoint:
+For each data set it runs a Hydra multirun, ``python -m ampnet.train -m model=<every
+preset>``, with the default recipe, and one more with ``experiment=recurrent`` for the LSTMs
+and GRUs (``RECIPES``; ``--epochs`` sets ``trainer.max_epochs`` for all), then scores every
+run's best checkpoint:
 
 * ``ts9``, ``ht40``: the capture workflow of ``scripts/bench_capture.py``: ampnet's reamp
   signal rendered through the shared capture is the training pair; the unseen playing is
@@ -63,6 +64,9 @@ MODELS = {
     "S4D": ["s4d", "s4d_large"],
     "gray box": ["graybox", "graybox_rational"],
 }
+# what a family trains with beyond the defaults (the WaveNet recipe leaves a recurrent model
+# on a high-gain amp at ESR 1; conf/experiment/recurrent.yaml)
+RECIPES = {"LSTM": ["experiment=recurrent"], "GRU": ["experiment=recurrent"]}
 DATA = ["ts9", "ht40", "real_pair", "demo"]
 TEST_SECONDS, VAL_SECONDS = 4.0, 9.0
 
@@ -151,31 +155,38 @@ def realtime_factor(model, rate: int, block: int = 64, seconds: float = 5.0) -> 
 
 
 def train(name: str, overrides: list[str], presets: list[str], args, core: int | None) -> Path:
+    """One multirun per recipe (``RECIPES``) on data set ``name``: ``runs/<name>/<recipe>/``."""
     sweep = args.out / "runs" / name
     shutil.rmtree(sweep, ignore_errors=True)
-    cmd = [
-        sys.executable, "-m", "ampnet.train", "-m", f"model={','.join(presets)}", *overrides,
-        f"trainer.max_epochs={args.epochs}", "callbacks.progress_bar=null",
-        "callbacks.audio_examples=null", f"hydra.sweep.dir={sweep}", *args.train_args,
-    ]  # fmt: skip
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for preset in presets:
+        groups.setdefault(tuple(RECIPES.get(family_of(preset), [])), []).append(preset)
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline")
+    taskset = []
     if core is not None:
-        cmd = ["taskset", "-c", str(core), *cmd]
+        taskset = ["taskset", "-c", str(core)]
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    sweep.mkdir(parents=True, exist_ok=True)
-    print(f"  training {len(presets)} models on {name}", flush=True)
-    with open(sweep.parent / f"{name}.log", "w") as log:
-        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if code.returncode != 0:
-        sys.exit(
-            f"bench_architectures: the sweep on {name} failed; see {sweep.parent / f'{name}.log'}"
-        )
+    for recipe, members in groups.items():
+        label = "_".join(r.split("=")[-1] for r in recipe) or "default"
+        cmd = [
+            *taskset, sys.executable, "-m", "ampnet.train", "-m", f"model={','.join(members)}",
+            *overrides, *recipe, f"trainer.max_epochs={args.epochs}",
+            "callbacks.progress_bar=null", "callbacks.audio_examples=null",
+            f"hydra.sweep.dir={sweep / label}", *args.train_args,
+        ]  # fmt: skip
+        (sweep / label).mkdir(parents=True, exist_ok=True)
+        log_file = sweep.parent / f"{name}_{label}.log"
+        print(f"  training {len(members)} models on {name} ({label} recipe)", flush=True)
+        with open(log_file, "w") as log:
+            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if code.returncode != 0:
+            sys.exit(f"bench_architectures: the sweep on {name} failed; see {log_file}")
     return sweep
 
 
 def collect(name: str, sweep: Path, score) -> list[dict]:
     rows = []
-    for metrics_file in sorted(sweep.glob("*/metrics.json")):
+    for metrics_file in sorted(sweep.glob("*/*/metrics.json")):
         metrics = json.loads(metrics_file.read_text())
         loaded = load_model_file(metrics["best_checkpoint"])
         model = loaded.model.eval()

@@ -149,3 +149,28 @@ def test_amp_loss_calibrates_its_powers_from_the_data():
     asked.clear()
     AmpLoss(weights={"esr": 1.0}, target_power=target_power)
     assert asked == []  # terms that need no power do not ask for one
+
+
+def test_a_warmup_trains_its_first_steps_on_other_weights():
+    y = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(3))
+    y_hat = 0.5 * y
+    loss = AmpLoss(
+        weights={"nmse": 1.0}, signal_power=float(y.pow(2).mean()),
+        warmup={"steps": 3, "weights": {"mrstft": 1.0}},
+    )  # fmt: skip
+    assert loss.min_length == loss.mrstft.min_length  # the STFTs set the shortest segment
+    spectral = MultiResolutionSTFT()(y_hat, y)
+    for step in (0, 2):
+        total, terms = loss(y_hat, y, step=step)
+        assert set(terms) == {"mrstft"} and total.item() == pytest.approx(spectral.item())
+    for step in (3, 100, None):  # after the warm-up, and outside training: the loss itself
+        total, terms = loss(y_hat, y, step=step)
+        assert set(terms) == {"nmse"} and total.item() == pytest.approx(0.25, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown loss terms"):
+        AmpLoss(weights={"esr": 1.0}, warmup={"steps": 5, "weights": {"stft": 1.0}})
+    # a warm-up on nmse asks the data for the power its own weights do not need
+    calibrated = AmpLoss(
+        weights={"esr": 1.0}, warmup={"steps": 5, "weights": {"nmse": 1.0}},
+        target_power=lambda transform: 2.0,
+    )  # fmt: skip
+    assert calibrated.signal_power == 2.0
