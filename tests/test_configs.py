@@ -154,6 +154,16 @@ def test_experiment_demo_composes(tmp_path):
     assert cfg.model._target_ == "ampnet.models.WaveNet" and cfg.data.name == "demo"
 
 
+def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_choice(tmp_path):
+    cfg = compose_train(["experiment=recurrent"], tmp_path)
+    assert cfg.model._target_ == "ampnet.models.GRU" and cfg.optim.optimizer.lr == 0.005
+    loss = instantiate(cfg.loss, signal_power=1.0)
+    assert loss.warmup_steps == 500 and set(loss.warmup_weights) == {"mrstft"}
+    assert set(loss.weights) == {"nmse"}
+    lstm = compose_train(["experiment=recurrent", "model=lstm"], tmp_path)
+    assert lstm.model._target_ == "ampnet.models.LSTM" and lstm.loss.warmup.steps == 500
+
+
 @pytest.mark.slow  # a training per preset (the GRU's alone is about 20-50 s on 2 cores)
 @pytest.mark.parametrize("name", options("model"))
 def test_every_model_preset_trains_a_step(name, tmp_path, make_pair):
