@@ -149,7 +149,7 @@ class AmpLoss(nn.Module):
         self.warmup_weights = (
             self._checked(warmup.get("weights") or {}) if self.warmup_steps else {}
         )
-        used = {**self.weights, **self.warmup_weights}
+        used = self.terms_used = frozenset(self.weights) | frozenset(self.warmup_weights)
         self.pre_emphasis = PreEmphasis(sample_rate=sample_rate, **dict(pre_emphasis or {}))
         if target_power is not None:  # calibrate from the data: the powers its terms need
             if "nmse" in used and signal_power is None:
@@ -167,7 +167,7 @@ class AmpLoss(nn.Module):
             )
         self.signal_power = float(signal_power) if signal_power else None
         self.pre_signal_power = float(pre_signal_power) if pre_signal_power else None
-        if {"mrstft", "mrstft_pre"} & set(used):
+        if {"mrstft", "mrstft_pre"} & used:
             self.mrstft = MultiResolutionSTFT()
 
     @staticmethod
@@ -185,7 +185,7 @@ class AmpLoss(nn.Module):
         """The shortest segment every term can be computed on (STFTs need a full frame)."""
         if not hasattr(self, "mrstft"):
             return 1
-        pre = "mrstft_pre" in self.weights or "mrstft_pre" in self.warmup_weights
+        pre = "mrstft_pre" in self.terms_used
         return self.mrstft.min_length + (self.pre_emphasis.kernel.shape[-1] - 1 if pre else 0)
 
     def term(self, name: str, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
