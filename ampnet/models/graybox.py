@@ -271,7 +271,10 @@ class GrayBox(nn.Module):
             if state is None:  # valid convolutions: keep the knobs of the samples left
                 offsets = offsets[..., -v.shape[-1] :]
             v = _mix(v, offsets[:, 1:split]) * 10 ** (offsets[:, :1] / 20)
-        w = self.curve(v) - f0
+        # f(v) - f(0), and exactly 0 where v is: a matrix product over many samples need not
+        # round like the one that gave f(0) (AVX-512 GEMM kernels do not), and silence in
+        # must be silence out, not 1e-15
+        w = torch.where(v == 0, 0.0, self.curve(v) - f0)
         y, history[1] = fir(w, post, history[1])
         if offsets is not None:
             if state is None:
