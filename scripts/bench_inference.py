@@ -14,9 +14,10 @@ for comparison. Random weights: speed does not depend on them.
 Against NAM's engine (``../shared/nam-core``, the plugin's DSP core, built with
 ``build.sh native`` for the instruction set ampnet's kernel uses): A1 standard, A2-Full,
 A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
-of 32, 64 and 256, the real-time factor of ``Streamer.process`` (what a Python host pays)
-and of the kernel call alone (what a C host would), the median of three runs interleaved
-with the engine's own ``bench`` (which times only its ``process()``).
+of 32, 64 and 256, the real-time factor of ``Streamer.process`` (what a Python host pays),
+of the bound kernel called from a Python loop, and of the kernel in a C loop timed in C
+(what a plugin pays, and what the engine's own ``bench`` times around its ``process()``),
+the median of three runs interleaved with the engine's.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ def engine_table(json_path: str | None) -> dict:
         "audio, median of 3; real-time factor (lower is faster)"
     )
     print(
-        f"{'model':12s} {'block':>5s} {'ampnet Streamer':>16s} {'kernel call':>12s} {'engine':>8s} {'ampnet/engine':>14s}"
+        f"{'model':12s} {'block':>5s} {'ampnet Streamer':>16s} {'kernel call':>12s} {'C loop':>8s} "
+        f"{'engine':>8s} {'Streamer/engine':>16s} {'C loop/engine':>14s}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "in.wav"
@@ -221,22 +223,24 @@ def engine_table(json_path: str | None) -> dict:
             path = Path(tmp) / f"{name}.nam"
             path.write_text(json.dumps(to_nam(model, RATE)))
             for block in (32, 64, 256):
-                ours, call, theirs = [], [], []
+                ours, call, loop, theirs = [], [], [], []
                 for _ in range(3):  # interleaved, so a busy moment hits both tools
                     ours.append(stream_rtf_once(model, x, block))
                     call.append(kernel_rtf_once(model, x, block))
+                    loop.append(c_loop_rtf_once(model, x, block))
                     out = subprocess.run(
                         [tool, "bench", str(path), str(wav), "--block", str(block), "--reps", "1"],
                         capture_output=True, text=True,
                     )  # fmt: skip
                     theirs.append(float(out.stdout.split()[-1]))
-                o, c, t = (
-                    statistics.median(ours),
-                    statistics.median(call),
-                    statistics.median(theirs),
+                o, c, c_loop, t = (statistics.median(v) for v in (ours, call, loop, theirs))
+                rows[f"{label} @{block}"] = {
+                    "ampnet": o, "kernel_call": c, "c_loop": c_loop, "engine": t,
+                }  # fmt: skip
+                print(
+                    f"{label:12s} {block:5d} {o:16.4f} {c:12.4f} {c_loop:8.4f} {t:8.4f} "
+                    f"{o / t:16.2f} {c_loop / t:14.2f}"
                 )
-                rows[f"{label} @{block}"] = {"ampnet": o, "kernel_call": c, "engine": t}
-                print(f"{label:12s} {block:5d} {o:16.4f} {c:12.4f} {t:8.4f} {o / t:14.2f}")
     if json_path:
         Path(json_path).write_text(json.dumps({"engine": rows}, indent=2))
     return rows
@@ -267,6 +271,15 @@ def kernel_rtf_once(model, x: np.ndarray, block: int) -> float:
         xb[0] = x[i : i + block]
         run(block)
     return (time.perf_counter() - start) / (len(x) / RATE)
+
+
+def c_loop_rtf_once(model, x: np.ndarray, block: int) -> float:
+    """The kernel streamed in a C loop and timed in C around the calls, as the engine's
+    ``bench`` times its ``process()``: what a plugin (a C host) pays, no Python per block."""
+    if kernels.unsupported(model):
+        return float("nan")
+    seconds, _ = kernels.NativeModel(model, max_block=block).time_blocks(x[None], block)
+    return seconds / (len(x) // block * block / RATE)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,21 @@ def test_what_the_kernel_cannot_run_streams_on_pytorch_with_a_note(change, capsy
 
 
 @needs_kernels
+@pytest.mark.parametrize("name", ["wavenet", "lstm", "gru"])
+def test_the_c_timing_loop_streams_what_offline_gives(name):
+    """time_blocks (the benchmark's like-for-like with NAM's engine `bench`) really runs the
+    model: its output, 64 samples a call, is the offline output, and it takes time."""
+    model = models()[name]
+    x = signal(4096 + 64 * 7)
+    native = kernels.NativeModel(model, max_block=64)
+    seconds, y = native.time_blocks(x[None], 64)
+    assert seconds > 0
+    np.testing.assert_allclose(y, offline(model, x), atol=1e-5)
+    with pytest.raises(ValueError, match="block must be"):
+        native.time_blocks(x[None], 65)
+
+
+@needs_kernels
 def test_native_kernel_refuses_a_layout_it_cannot_run():
     model = models()["wavenet"]
     lib = kernels.library()

@@ -180,6 +180,8 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.bind_block.argtypes = [ctypes.c_int, _addr, _addr, ctypes.c_int, _addr]
         lib.run_block.argtypes = [_addr, ctypes.c_int]
         lib.run_block.restype = None
+        lib.time_blocks.argtypes = [ctypes.c_int, _addr, _addr, ctypes.c_long, ctypes.c_int, _addr]
+        lib.time_blocks.restype = ctypes.c_double
         lib.unbind_block.argtypes = [_addr]
     except (OSError, AttributeError) as err:
         raise Unavailable(f"{path} does not load ({err})") from None
@@ -352,6 +354,22 @@ class NativeModel:
         run = partial(self._lib.run_block, binding)
         weakref.finalize(run, self._lib.unbind_block, binding)
         return run
+
+    def time_blocks(self, x: np.ndarray, block: int) -> tuple[float, np.ndarray]:
+        """Stream ``x`` ``(channels, n)`` through the kernel ``block`` samples a call in a C
+        loop, as a plugin host would: ``(seconds, output)``, timed in C around the calls only
+        (the like of NAM's engine ``bench``). Continues from the current state."""
+        if not 0 < block <= self._max_block:
+            raise ValueError(f"block must be 1..{self._max_block}, got {block}")
+        x = np.ascontiguousarray(x, np.float32)
+        if x.ndim != 2 or x.shape[0] != self.channels:
+            raise ValueError(f"expected ({self.channels}, n) float32, got {x.shape}")
+        out = np.zeros(x.shape[1], np.float32)
+        kind = ["wavenet", "lstm", "gru"].index(self._kind)
+        seconds = self._lib.time_blocks(
+            kind, self._handle, x.ctypes.data, x.shape[1], block, out.ctypes.data
+        )
+        return seconds, out
 
     def reset(self, knobs: np.ndarray | None = None) -> None:
         """Back to the state after silence, knobs held at ``knobs`` ``(n_knobs,)`` (zeros if

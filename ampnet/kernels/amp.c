@@ -18,10 +18,12 @@
  * held in vector registers while the inputs stream past (GCC/clang vector
  * extensions: AVX-512, AVX2 or NEON code from the same source).
  */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime (time_blocks) under -std=c99 */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* TILE: samples per vector register, as wide as the machine's vectors. */
 #if defined(__AVX512F__)
@@ -1085,6 +1087,21 @@ void run_block(void *binding, int n) {
 }
 
 void unbind_block(void *binding) { free(binding); }
+
+/* Seconds of CLOCK_MONOTONIC that streaming the planar input (channel c at in + c * total)
+ * through a handle takes, `block` samples a call (the last partial block left out), outputs
+ * to out + t: the loop a C host runs, and what NAM's engine `bench` times around its
+ * process(), so that the kernel and the engine are compared like for like, without the
+ * Python call each block costs a Python host. */
+double time_blocks(int kind, void *handle, const float *in, long total, int block, float *out) {
+    void (*process)(void *, const float *, int, float *, int) =
+        kind == 0 ? wavenet_process : kind == 1 ? lstm_process : gru_process;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long t = 0; t + block <= total; t += block) process(handle, in + t, (int)total, out + t, block);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+}
 
 /* ---- GRU recurrence, forward and backward, for training and offline rendering ----
  *
