@@ -17,7 +17,7 @@ from ampnet.stream import Streamer, render
 
 from .conftest import synth_pair
 from .test_configs import compose_train
-from .test_stream import signal, stream
+from .test_stream import BACKENDS, signal, stream
 
 MIXED = [1, 7, 64, 300, 2, 4096, 33, 63]
 
@@ -88,14 +88,15 @@ def test_output_before_a_perturbation_does_not_move():
             assert torch.equal(streamed[..., :t], stream_base[..., :t])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sizes", [[1], [63], [64], [4096], MIXED])
-def test_stream_and_render_equal_offline(sizes):
+def test_stream_and_render_equal_offline(sizes, backend):
     model = tiny(1)
     x = signal(6000 if sizes != [1] else 1500)
     expected = offline(model, x)
-    streamer = Streamer(model, max_block=512, backend="torch")
+    streamer = Streamer(model, max_block=512, backend=backend)
     np.testing.assert_allclose(stream(streamer, x, sizes), expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(render(model, x, backend="torch"), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(render(model, x, backend=backend), expected, rtol=0, atol=1e-5)
 
 
 def test_state_after_silence_is_a_fixed_point_and_where_silence_leads():
@@ -123,14 +124,15 @@ def test_config_rebuilds_the_same_network():
         torch.testing.assert_close(rebuilt.eval()(x, pad_start=True), model(x, pad_start=True))
 
 
-def test_knobs_change_the_output_and_ramps_stream_like_offline():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_knobs_change_the_output_and_ramps_stream_like_offline(backend):
     model = tiny(4, params=["drive"])
     with torch.no_grad():  # make the knob matter: it drives the first block's input
         model.inp.weight[:, 1] = 2.0
     x = signal(4000, seed=1)
     low, high = offline(model, x, [0.0]), offline(model, x, [1.0])
     assert np.abs(low - high).max() > 0.1
-    streamer = Streamer(model, params={"drive": 0.2}, backend="torch", max_block=128)
+    streamer = Streamer(model, params={"drive": 0.2}, backend=backend, max_block=128)
     first = streamer.process(x[:1000])
     streamer.set_params(drive=0.9)
     ramped = streamer.process(x[1000:1300])  # longer than max_block: one ramp over 300
@@ -168,15 +170,16 @@ def test_exported_path_equals_the_chunk_loop_for_any_block_length():
         torch.testing.assert_close(x_all, x_loop, rtol=0, atol=1e-5)
 
 
-def test_streaming_follows_parameter_updates():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streaming_follows_parameter_updates(backend):
     model = tiny(7)
     x = signal(1000)
-    Streamer(model, backend="torch").process(x)  # builds and caches the streaming tables
+    Streamer(model, backend=backend).process(x)  # builds and caches the streaming tables
     with torch.no_grad():
         model.ssms[0].log_dt += 0.5
         model.mixes[1].bias += 0.1
     np.testing.assert_allclose(
-        Streamer(model, backend="torch").process(x), offline(model, x), rtol=0, atol=1e-5
+        Streamer(model, backend=backend).process(x), offline(model, x), rtol=0, atol=1e-5
     )
 
 

@@ -1,4 +1,4 @@
-"""Native block kernels for WaveNet, LSTM and GRU inference, compiled on first use.
+"""Native block kernels for WaveNet, LSTM, GRU and S4D inference, compiled on first use.
 
 ``amp.c`` is built with the machine's C compiler (``cc -O3 -march=native``) into a
 cache folder keyed by the source, the compiler and its version, the flags and the
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
-from ampnet.models import GRU, LSTM, WaveNet
+from ampnet.models import GRU, LSTM, S4D, WaveNet
 from ampnet.models.knobs import silence
 
 SOURCE = Path(__file__).with_name("amp.c")
@@ -57,8 +57,10 @@ def flags() -> list[str]:
 
 
 _float_p = ctypes.POINTER(ctypes.c_float)
+_double_p = ctypes.POINTER(ctypes.c_double)
 _int_p = ctypes.POINTER(ctypes.c_int)
 _addr = ctypes.c_void_p  # blocks are passed as raw addresses: no ctypes objects per call
+KINDS = ("wavenet", "lstm", "gru", "s4d")  # the kernel's own numbering (process_of in amp.c)
 
 
 def cache_dir() -> Path:
@@ -162,11 +164,14 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.gru_create.restype = ctypes.c_void_p
         lib.gru_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
         lib.gru_set_start.argtypes = [ctypes.c_void_p, _float_p]
+        lib.s4d_create.restype = ctypes.c_void_p
+        lib.s4d_create.argtypes = [ctypes.c_int] * 5 + [_double_p, ctypes.c_long]
+        lib.s4d_set_start.argtypes = [ctypes.c_void_p, _double_p]
         lib.gru_forward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 6
         lib.gru_forward.restype = None
         lib.gru_backward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 8
         lib.gru_backward.restype = None
-        for name in ("wavenet", "lstm", "gru"):
+        for name in KINDS:
             getattr(lib, f"{name}_process").argtypes = [
                 _addr,
                 _addr,
@@ -244,6 +249,21 @@ def gru_weights(model: GRU) -> np.ndarray:
     return torch.cat(parts).numpy().astype(np.float32)
 
 
+@torch.no_grad()
+def s4d_weights(model: S4D) -> np.ndarray:
+    """The order ``s4d_create`` reads, float64: the input map's W and b; per block Abar,
+    Bbar and 2 C (real parts, then imaginary, each (hidden, modes)), D, the mix's W and b
+    and the state after silence (:meth:`~ampnet.models.S4D.initial_state`); the head's W, b."""
+    parts = [model.inp.weight, model.inp.bias]
+    for ssm, mix, start in zip(model.ssms, model.mixes, model.initial_state(), strict=True):
+        dta, bbar, c = ssm.discrete()
+        abar, c2 = torch.exp(dta), 2 * c
+        parts += [abar.real, abar.imag, bbar.real, bbar.imag, c2.real, c2.imag]
+        parts += [ssm.d, mix.weight, mix.bias, start[0]]
+    parts += [model.out.weight, model.out.bias]
+    return torch.cat([p.detach().double().reshape(-1) for p in parts]).numpy()
+
+
 def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
     """The integer layout the native kernel reads (see ``wavenet_create`` in amp.c)."""
     config = [len(model.layer_arrays)]
@@ -293,7 +313,7 @@ def unsupported(model) -> str | None:
         if missing:
             return f"the native kernel has no {missing[0]} activation"
         return None
-    if type(model) in (LSTM, GRU):
+    if type(model) in (LSTM, GRU, S4D):
         return None
     return f"there is no native kernel for a {type(model).__name__} yet"
 
@@ -306,7 +326,7 @@ class NativeModel:
     until :meth:`reset`.
     """
 
-    def __init__(self, model: WaveNet | LSTM | GRU, max_block: int = 4096):
+    def __init__(self, model: WaveNet | LSTM | GRU | S4D, max_block: int = 4096):
         why = unsupported(model)
         if why is not None:
             raise RuntimeError(f"cannot run this {type(model).__name__} natively: {why}")
@@ -317,6 +337,18 @@ class NativeModel:
             weights = wavenet_weights(model)
             self._handle = lib.wavenet_create(
                 _ptr(config, _int_p), len(config), _ptr(weights), len(weights), max_block
+            )
+        elif isinstance(model, S4D):
+            self._kind = "s4d"
+            weights = s4d_weights(model)
+            self._handle = lib.s4d_create(
+                model.input_size,
+                model.hidden_size,
+                model.state_size // 2,
+                model.num_layers,
+                int(model.input_skip),
+                _ptr(weights, _double_p),
+                len(weights),
             )
         else:  # an LSTM or a GRU: the same constructor arguments, each its weight order
             self._kind = "lstm" if isinstance(model, LSTM) else "gru"
@@ -347,7 +379,7 @@ class NativeModel:
         addresses taken once (in a C binding, so ctypes converts two arguments per block, not
         five), so the per-block call allocates nothing. ``x`` and ``out`` must outlive it."""
         x_addr, out_addr = x.__array_interface__["data"][0], out.__array_interface__["data"][0]
-        kind = ["wavenet", "lstm", "gru"].index(self._kind)
+        kind = KINDS.index(self._kind)
         binding = self._lib.bind_block(kind, self._handle, x_addr, x.strides[0] // 4, out_addr)
         if not binding:
             raise MemoryError("the native kernel could not bind a block buffer")
@@ -365,7 +397,7 @@ class NativeModel:
         if x.ndim != 2 or x.shape[0] != self.channels:
             raise ValueError(f"expected ({self.channels}, n) float32, got {x.shape}")
         out = np.zeros(x.shape[1], np.float32)
-        kind = ["wavenet", "lstm", "gru"].index(self._kind)
+        kind = KINDS.index(self._kind)
         seconds = self._lib.time_blocks(
             kind, self._handle, x.ctypes.data, x.shape[1], block, out.ctypes.data
         )
@@ -382,6 +414,10 @@ class NativeModel:
             start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
             states = [np.ascontiguousarray(s[:, 0].numpy(), dtype=np.float32) for s in start]
             getattr(self._lib, f"{self._kind}_set_start")(self._handle, *map(_ptr, states))
+        elif self._kind == "s4d":  # so does its: the fixed point of every block
+            start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
+            state = torch.cat([s[0].double().reshape(-1) for s in start]).numpy()
+            self._lib.s4d_set_start(self._handle, _ptr(state, _double_p))
         elif knobs.any():  # a WaveNet remembers its last receptive_field - 1 inputs: replay them
             quiet = silence(torch.from_numpy(knobs)[None], self._max_block)[0].numpy()
             sink = np.empty(self._max_block, np.float32)

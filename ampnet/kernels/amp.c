@@ -1,4 +1,4 @@
-/* Block-by-block inference kernels for ampnet's WaveNet, LSTM and GRU (and the GRU's
+/* Block-by-block inference kernels for ampnet's WaveNet, LSTM, GRU and S4D (and the GRU's
  * training recurrence).
  *
  * Compiled on the user's machine on first use (see kernels/__init__.py) and called
@@ -1054,6 +1054,186 @@ void gru_process(void *handle, const float *in, int stride, float *out, int n) {
     }
 }
 
+/* ---------------------------------------------------------------- S4D -- */
+
+/* A stack of diagonal state-space blocks (ampnet/models/s4d.py), one sample at a time:
+ *   u = inp x;  per block, channel h and complex mode m:
+ *     s_hm = Abar_hm s_hm + Bbar_hm u_h   (the input reaches the state first),
+ *     y_h = sum_m Re(C2_hm s_hm) + D_h u_h  (C2 = 2 C: the conjugate half of the state),
+ *     u += Mix tanh(y) + b;
+ *   out = w . u + b (+ the audio with the input skip).
+ * The states and the SSM's coefficients are double: a slow mode's Abar is within 1e-4 of 1,
+ * and a float recurrence drifts from the exact convolution the model trains with. Modes
+ * are stored mode-major (m, h), so every update runs across the channels in whole vectors.
+ * The pointwise maps are float, as PyTorch runs them, their weights transposed (input
+ * major) for the same reason. */
+typedef struct {
+    int input_size, hidden, modes, n_layers, skip;
+    float *inp_t, *inp_b;   /* I x H (transposed), H */
+    double *coef;           /* per layer: Abar re, im, Bbar re, im, C2 re, im (each M x H), D (H) */
+    float *mix_t, *mix_b;   /* per layer H x H (transposed), H */
+    float *out_w;           /* H */
+    float out_b;
+    double *s0, *s;         /* per layer: re (M x H), then im (M x H) */
+    double *acc, *ud;       /* H each */
+    float *u, *y;           /* H each */
+} S4d;
+
+void s4d_destroy(void *handle) {
+    S4d *m = (S4d *)handle;
+    if (!m) return;
+    free(m->inp_t);
+    free(m->inp_b);
+    free(m->coef);
+    free(m->mix_t);
+    free(m->mix_b);
+    free(m->out_w);
+    free(m->s0);
+    free(m->s);
+    free(m->acc);
+    free(m->ud);
+    free(m->u);
+    free(m->y);
+    free(m);
+}
+
+void s4d_reset(void *handle) {
+    S4d *m = (S4d *)handle;
+    memcpy(m->s, m->s0, sizeof(double) * 2 * (size_t)m->n_layers * m->modes * m->hidden);
+}
+
+/* Start from these states from now on (per layer H x 2M, the real parts then the imaginary
+ * parts of each channel's modes, as S4D.initial_state gives them): the state after silence
+ * with the knobs held somewhere, computed by the caller. */
+void s4d_set_start(void *handle, const double *state) {
+    S4d *m = (S4d *)handle;
+    const int H = m->hidden, M = m->modes;
+    for (int l = 0; l < m->n_layers; l++) {
+        double *s0 = m->s0 + (size_t)l * 2 * M * H;
+        for (int h = 0; h < H; h++)
+            for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = state[((size_t)l * H + h) * 2 * M + k];
+    }
+    s4d_reset(m);
+}
+
+/* weights (double): the input map's W (H x I, row-major) and b (H); per layer Abar re, Abar
+ * im, Bbar re, Bbar im, C2 re, C2 im (each H x M), D (H), the mix's W (H x H) and b (H), and
+ * the state after silence (H x 2M, as s4d_set_start takes it); then the head's W (H) and b. */
+void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, const double *weights,
+                 long n_weights) {
+    if (input_size < 1 || hidden < 1 || modes < 1 || n_layers < 1) return NULL;
+    S4d *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    const int I = input_size, H = hidden, M = modes, L = n_layers;
+    m->input_size = I;
+    m->hidden = H;
+    m->modes = M;
+    m->n_layers = L;
+    m->skip = skip;
+    const long per_layer = 6L * H * M + H + (long)H * H + H + 2L * H * M;
+    const long need = (long)H * I + H + L * per_layer + H + 1;
+    m->inp_t = calloc((size_t)I * H, sizeof(float));
+    m->inp_b = calloc((size_t)H, sizeof(float));
+    m->coef = calloc((size_t)L * (6 * M + 1) * H, sizeof(double));
+    m->mix_t = calloc((size_t)L * H * H, sizeof(float));
+    m->mix_b = calloc((size_t)L * H, sizeof(float));
+    m->out_w = calloc((size_t)H, sizeof(float));
+    m->s0 = calloc((size_t)L * 2 * M * H, sizeof(double));
+    m->s = calloc((size_t)L * 2 * M * H, sizeof(double));
+    m->acc = calloc((size_t)H, sizeof(double));
+    m->ud = calloc((size_t)H, sizeof(double));
+    m->u = calloc((size_t)H, sizeof(float));
+    m->y = calloc((size_t)H, sizeof(float));
+    if (n_weights != need || !m->inp_t || !m->inp_b || !m->coef || !m->mix_t || !m->mix_b || !m->out_w ||
+        !m->s0 || !m->s || !m->acc || !m->ud || !m->u || !m->y) {
+        s4d_destroy(m);
+        return NULL;
+    }
+    long w = 0;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < I; i++) m->inp_t[(size_t)i * H + h] = (float)weights[w + (long)h * I + i];
+    w += (long)H * I;
+    for (int h = 0; h < H; h++) m->inp_b[h] = (float)weights[w + h];
+    w += H;
+    for (int l = 0; l < L; l++) {
+        double *coef = m->coef + (size_t)l * (6 * M + 1) * H;
+        for (int part = 0; part < 6; part++) {
+            for (int h = 0; h < H; h++)
+                for (int k = 0; k < M; k++) coef[((size_t)part * M + k) * H + h] = weights[w + (long)h * M + k];
+            w += (long)H * M;
+        }
+        for (int h = 0; h < H; h++) coef[(size_t)6 * M * H + h] = weights[w + h];
+        w += H;
+        float *mix = m->mix_t + (size_t)l * H * H;
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < H; j++) mix[(size_t)j * H + h] = (float)weights[w + (long)h * H + j];
+        w += (long)H * H;
+        for (int h = 0; h < H; h++) m->mix_b[(size_t)l * H + h] = (float)weights[w + h];
+        w += H;
+        double *s0 = m->s0 + (size_t)l * 2 * M * H;
+        for (int h = 0; h < H; h++)
+            for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = weights[w + (long)h * 2 * M + k];
+        w += 2L * H * M;
+    }
+    for (int h = 0; h < H; h++) m->out_w[h] = (float)weights[w + h];
+    m->out_b = (float)weights[w + H];
+    s4d_reset(m);
+    return m;
+}
+
+/* One mode of every channel: s = Abar s + Bbar u, acc += Re(C2 s), across the channels. */
+static inline void s4d_modes(int H, const double *restrict ar, const double *restrict ai, const double *restrict br,
+                             const double *restrict bi, const double *restrict cr, const double *restrict ci,
+                             double *restrict sr, double *restrict si, const double *restrict u,
+                             double *restrict acc) {
+    for (int h = 0; h < H; h++) {
+        const double nr = ar[h] * sr[h] - ai[h] * si[h] + br[h] * u[h];
+        const double ni = ar[h] * si[h] + ai[h] * sr[h] + bi[h] * u[h];
+        sr[h] = nr;
+        si[h] = ni;
+        acc[h] += cr[h] * nr - ci[h] * ni;
+    }
+}
+
+/* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
+void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
+    S4d *m = (S4d *)handle;
+    const int I = m->input_size, H = m->hidden, M = m->modes;
+    float *restrict u = m->u, *restrict y = m->y;
+    double *restrict acc = m->acc, *restrict ud = m->ud;
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < H; h++) u[h] = m->inp_b[h];
+        for (int i = 0; i < I; i++) {
+            const float xi = in[(size_t)i * stride + t], *restrict col = m->inp_t + (size_t)i * H;
+            for (int h = 0; h < H; h++) u[h] += col[h] * xi;
+        }
+        for (int l = 0; l < m->n_layers; l++) {
+            const double *restrict coef = m->coef + (size_t)l * (6 * M + 1) * H;
+            const double *restrict d = coef + (size_t)6 * M * H;
+            double *restrict re = m->s + (size_t)l * 2 * M * H, *restrict im = re + (size_t)M * H;
+            for (int h = 0; h < H; h++) {
+                ud[h] = (double)u[h];
+                acc[h] = d[h] * ud[h];
+            }
+            for (int k = 0; k < M; k++) {
+                const size_t o = (size_t)k * H, mh = (size_t)M * H;
+                s4d_modes(H, coef + o, coef + mh + o, coef + 2 * mh + o, coef + 3 * mh + o, coef + 4 * mh + o,
+                          coef + 5 * mh + o, re + o, im + o, ud, acc);
+            }
+            for (int h = 0; h < H; h++) y[h] = tanhf((float)acc[h]);
+            const float *restrict mix = m->mix_t + (size_t)l * H * H, *restrict b = m->mix_b + (size_t)l * H;
+            for (int h = 0; h < H; h++) u[h] += b[h];
+            for (int j = 0; j < H; j++) {
+                const float yj = y[j], *restrict col = mix + (size_t)j * H;
+                for (int h = 0; h < H; h++) u[h] += col[h] * yj;
+            }
+        }
+        float o = m->out_b;
+        for (int h = 0; h < H; h++) o += m->out_w[h] * u[h];
+        out[t] = m->skip ? o + in[t] : o;
+    }
+}
+
 static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* ------------------------------------------------------------ bindings -- */
@@ -1069,11 +1249,19 @@ typedef struct {
     float *out;
 } Binding;
 
-/* kind: 0 for a WaveNet handle, 1 for an LSTM handle, 2 for a GRU handle. NULL when out of memory. */
+typedef void (*Process)(void *, const float *, int, float *, int);
+
+/* kind: 0 for a WaveNet handle, 1 for an LSTM, 2 for a GRU, 3 for an S4D. */
+static Process process_of(int kind) {
+    static const Process table[] = {wavenet_process, lstm_process, gru_process, s4d_process};
+    return table[kind];
+}
+
+/* kind as for process_of. NULL when out of memory. */
 void *bind_block(int kind, void *handle, const float *in, int stride, float *out) {
     Binding *b = malloc(sizeof *b);
     if (!b) return NULL;
-    b->process = kind == 0 ? wavenet_process : kind == 1 ? lstm_process : gru_process;
+    b->process = process_of(kind);
     b->handle = handle;
     b->in = in;
     b->stride = stride;
@@ -1094,8 +1282,7 @@ void unbind_block(void *binding) { free(binding); }
  * process(), so that the kernel and the engine are compared like for like, without the
  * Python call each block costs a Python host. */
 double time_blocks(int kind, void *handle, const float *in, long total, int block, float *out) {
-    void (*process)(void *, const float *, int, float *, int) =
-        kind == 0 ? wavenet_process : kind == 1 ? lstm_process : gru_process;
+    const Process process = process_of(kind);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (long t = 0; t + block <= total; t += block) process(handle, in + t, (int)total, out + t, block);
