@@ -7,7 +7,8 @@ One training step is forward and backward over a batch of 2 windows of ``--windo
 samples plus the 4,096-sample burn-in (the default recipe's shape), one thread, median of
 3 after a warm-up; ``nn.GRU`` is timed on a tenth of the window and scaled (it is linear
 in time steps). Then the streaming real-time factor at 64-sample blocks, one thread, for
-the GRU and the LSTM, native kernel and PyTorch path.
+the GRU and the LSTM, native kernel and PyTorch path, and for the diagonal state-space
+models (``model=s4d`` and ``model=s4d_large``), whose recurrence runs natively too.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import numpy as np
 import torch
 
 from ampnet.kernels import recurrence
-from ampnet.models import GRU, LSTM
+from ampnet.models import GRU, LSTM, S4D
 from ampnet.stream import Streamer
 
 RATE = 48000
+S4D_PRESETS = {  # conf/model/s4d.yaml and s4d_large.yaml
+    "s4d": {"hidden_size": 16, "state_size": 16, "num_layers": 2},
+    "s4d_large": {"hidden_size": 32, "state_size": 32, "num_layers": 3},
+}
 
 
 def step_seconds(model, steps: int, native: bool, repeats: int = 3) -> float:
@@ -85,6 +90,11 @@ def main() -> None:
                 f"  {cls.__name__} {hidden}: native {fast:.4f} | PyTorch {slow:.3f} "
                 f"({slow / fast:.0f}x slower)"
             )
+    for name, shape in S4D_PRESETS.items():
+        torch.manual_seed(0)
+        model = S4D(**shape).eval()
+        fast, slow = stream_rtf(model, "native"), stream_rtf(model, "torch", seconds=1.0)
+        print(f"  {name}: native {fast:.4f} | PyTorch {slow:.3f} ({slow / fast:.0f}x slower)")
 
 
 if __name__ == "__main__":
