@@ -1105,14 +1105,16 @@ void s4d_reset(void *handle) {
 /* Start from these states from now on (per layer H x 2M, the real parts then the imaginary
  * parts of each channel's modes, as S4D.initial_state gives them): the state after silence
  * with the knobs held somewhere, computed by the caller. */
+static void s4d_start_layer(S4d *m, int l, const double *state) {
+    const int H = m->hidden, M = m->modes;
+    double *s0 = m->s0 + (size_t)l * 2 * M * H;
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = state[(size_t)h * 2 * M + k];
+}
+
 void s4d_set_start(void *handle, const double *state) {
     S4d *m = (S4d *)handle;
-    const int H = m->hidden, M = m->modes;
-    for (int l = 0; l < m->n_layers; l++) {
-        double *s0 = m->s0 + (size_t)l * 2 * M * H;
-        for (int h = 0; h < H; h++)
-            for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = state[((size_t)l * H + h) * 2 * M + k];
-    }
+    for (int l = 0; l < m->n_layers; l++) s4d_start_layer(m, l, state + (size_t)l * m->hidden * 2 * m->modes);
     s4d_reset(m);
 }
 
@@ -1170,9 +1172,7 @@ void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, 
         w += (long)H * H;
         for (int h = 0; h < H; h++) m->mix_b[(size_t)l * H + h] = (float)weights[w + h];
         w += H;
-        double *s0 = m->s0 + (size_t)l * 2 * M * H;
-        for (int h = 0; h < H; h++)
-            for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = weights[w + (long)h * 2 * M + k];
+        s4d_start_layer(m, l, weights + w);
         w += 2L * H * M;
     }
     for (int h = 0; h < H; h++) m->out_w[h] = (float)weights[w + h];
