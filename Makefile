@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU build of torch; set TORCH_SPEC to install another (e.g. a CUDA build).
 TORCH_SPEC ?= torch==2.13.0
+# One pytest worker per core (up to 4), a test file per worker; each worker uses one thread
+# (tests/conftest.py). PARALLEL= runs the suite in one process.
+PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: install demo test test-fast lint format bench clean
 
@@ -24,12 +27,12 @@ demo: install
 
 test: install
 	@bash scripts/ensure_chromium.sh || echo "ampnet: no chromium: the HTML report rendering test will be skipped"
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PARALLEL)
 
 # Everything but the tests marked slow (trainings, ampnet commands run in a subprocess as a
 # user runs them, the browser check, the acceptance suite). `make test` (CI) runs them all.
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PARALLEL)
 
 lint: install
 	$(PY) -m ruff check ampnet tests scripts

@@ -16,6 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 # The reference recordings beside the repository (CI has them; a fresh clone does not).
 SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core (pytest-xdist): each worker, and every ampnet
+    # command it starts, then uses one thread, so the workers do not fight over the cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def synth_pair(seconds: float, sr: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A guitar-ish DI (decaying tones and noise) and a simple 'amp': gain, tanh, low-pass."""
