@@ -37,6 +37,16 @@ MIXED = [
     },
 ]
 BACKENDS = ["native", "torch"] if kernels.available() else ["torch"]
+GLUE = [True, False] if kernels.block_type() is not None else [False]
+
+
+def without_glue(streamer: Streamer) -> Streamer:
+    """The same streamer calling its kernel through ctypes (as where pyblock.c cannot build)."""
+    streamer._fast = None
+    return streamer
+
+
+GLUE = [True, False] if kernels.block_type() is not None else [False]
 
 
 def models():
@@ -106,9 +116,12 @@ def test_reset_returns_to_silence(name, backend):
     np.testing.assert_array_equal(streamer.process(x), first)
 
 
-def test_per_block_path_does_not_grow_memory():
+@pytest.mark.parametrize("glue", GLUE)
+def test_per_block_path_does_not_grow_memory(glue):
     model = models()["wavenet"]
     streamer = Streamer(model, max_block=256)
+    if not glue:
+        without_glue(streamer)
     block, out = signal(64), np.empty(64, np.float32)
     for _ in range(200):
         streamer.process(block, out)
@@ -121,9 +134,18 @@ def test_per_block_path_does_not_grow_memory():
     assert grown < 64 * 1024, f"{grown} bytes more after 5000 blocks"
 
 
+def test_the_python_block_call_builds_where_the_kernels_do():
+    if not kernels.available():
+        pytest.skip("no native kernels on this machine")
+    assert kernels.block_type() is not None, "pyblock.c did not build (are Python.h and cc here?)"
+    assert Streamer(models()["lstm"])._fast is not None
+    assert Streamer(models()["lstm"], backend="torch")._fast is None
+
+
+@pytest.mark.parametrize("glue", GLUE)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["wavenet", "lstm", "gru"])
-def test_streaming_into_the_callers_buffers_equals_offline(name, backend):
+def test_streaming_into_the_callers_buffers_equals_offline(name, backend, glue):
     """One out buffer for every block (written straight into once it comes twice in a row),
     two buffers in turn, and in place: each equals offline."""
     model = models()[name]
@@ -131,6 +153,8 @@ def test_streaming_into_the_callers_buffers_equals_offline(name, backend):
     same, turns = np.empty(128, np.float32), [np.empty(128, np.float32) for _ in range(2)]
     for how in ("same", "turns", "in place"):
         streamer = Streamer(model, max_block=128, backend=backend)
+        if not glue:
+            without_glue(streamer)
         y, pos, k = [], 0, 0
         while pos < len(x):
             block = x[pos : pos + [64, 64, 7, 128, 100][k % 5]].copy()
@@ -141,12 +165,63 @@ def test_streaming_into_the_callers_buffers_equals_offline(name, backend):
 
 
 def test_a_buffer_the_streamer_writes_into_cannot_be_resized_under_it():
-    streamer = Streamer(models()["wavenet"], max_block=64)
+    streamer = without_glue(Streamer(models()["wavenet"], max_block=64))
     out = np.empty(64, np.float32)
     for _ in range(3):
         streamer.process(signal(64), out)
     with pytest.raises(ValueError, match="resize"):
         out.resize(1 << 20)
+
+
+@pytest.mark.skipif(kernels.block_type() is None, reason="pyblock.c does not build here")
+@pytest.mark.parametrize("name", ["wavenet", "lstm"])
+def test_the_one_call_path_is_the_ctypes_path_sample_for_sample(name):
+    """pyblock.c against the ctypes call on every kind of block: float32 and float64,
+    strided, longer than max_block, with an input gain; then its out buffer is the
+    caller's to resize (the glue holds no reference to it)."""
+    model = models()[name]
+    x = signal(6000)
+    runs = []
+    for glue in (True, False):
+        streamer = Streamer(model, max_block=100, input_gain_db=-3.0)
+        if not glue:
+            without_glue(streamer)
+        out, y, pos, k = np.empty(400, np.float32), [], 0, 0
+        while pos < len(x):
+            n = [64, 1, 100, 250, 37][k % 5]
+            block = x[pos : pos + n]
+            if k % 7 == 3:
+                block = block.astype(np.float64)
+            if k % 7 == 5:
+                block = np.repeat(block, 2)[::2]  # strided: not C-contiguous
+            y.append(streamer.process(block, out)[: len(block)].copy())
+            pos, k = pos + n, k + 1
+        runs.append(np.concatenate(y))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    gain = np.float32(10 ** (-3 / 20))
+    np.testing.assert_allclose(runs[0], offline(model, x * gain), rtol=0, atol=1e-5)
+    out = np.empty(64, np.float32)
+    streamer = Streamer(model, max_block=64)
+    for _ in range(3):
+        streamer.process(signal(64), out)
+    out.resize(1 << 16, refcheck=True)
+
+
+@pytest.mark.skipif(kernels.block_type() is None, reason="pyblock.c does not build here")
+def test_the_block_glue_refuses_what_it_cannot_run():
+    streamer = Streamer(models()["lstm"], max_block=32)
+    x, y = np.zeros((1, 32), np.float64), np.zeros(32, np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        streamer._engine.block(x, y, streamer._engine.bind(streamer._x, y))
+    fast = streamer._fast
+    assert fast(np.zeros(33, np.float32), np.zeros(33, np.float32)) is None  # too long
+    assert fast(np.zeros(8, np.float32), np.zeros(4, np.float32)) is None  # out too short
+    assert fast(np.zeros(8, np.int32), np.zeros(8, np.float32)) is None
+    assert fast(np.zeros((2, 4), np.float32), np.zeros(8, np.float32)) is None
+    assert fast(np.zeros(0, np.float32), np.zeros(8, np.float32)) is None
+    assert fast(np.zeros(8, np.float32), np.zeros(8, np.float32)[::-1]) is None
+    with pytest.raises(ValueError):  # and the Streamer then says why, as before
+        streamer.process(np.zeros(8, np.float32), np.zeros(4, np.float32))
 
 
 def test_input_gain_is_applied_before_the_model():
