@@ -6,7 +6,9 @@ CPU, and called through ctypes: one call per block, no allocation per block, the
 GIL released. Whatever stops that (no compiler, a failed or hung build, a library
 that will not load, a cache folder someone else could write to) makes
 :func:`library` return None once, with one line on stderr saying why, and callers
-use PyTorch instead: correct, only slower.
+use PyTorch instead: correct, only slower. ``pyblock.c``, a CPython extension built
+the same way where the Python headers are, makes a Streamer's whole block (copy in,
+run, copy out) one C call instead of a ctypes call (:func:`block_type`).
 """
 
 from __future__ import annotations
