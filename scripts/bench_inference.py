@@ -2,6 +2,7 @@
 
     python scripts/bench_inference.py [--seconds 5] [--models wavenet,lstm] [--json out.json]
     python scripts/bench_inference.py --engine-only      # just the table against NAM's engine
+    python scripts/bench_inference.py --features         # A2 with 0.7 layer features, against it
 
 For each preset: offline throughput (samples/s, and x real time at 48 kHz) on 1 thread
 and on all threads, for ampnet (native kernels, and its PyTorch fallback) and for NAM
@@ -64,6 +65,15 @@ ENGINE_ROWS = {
     "A2-Lite": "a2_lite",
     "LSTM 1x24": "lstm_nam",
 }
+_FILM = {"active": True, "shift": True, "groups": 1}
+# --features: A2-Full with NAM 0.6/0.7 layer features the engine also plays (its general
+# path; its A2 fast path is for the plain layout), blocks of 64
+FEATURE_ROWS = {
+    "A2 blended": ("wavenet", {"gating_mode": "blended", "secondary_activation": "Sigmoid"}),
+    "A2 2 FiLMs": ("wavenet", {"conv_post_film": _FILM, "activation_post_film": _FILM}),
+    "A2 head1x1": ("wavenet", {"head1x1": {"active": True, "out_channels": 8, "groups": 1}}),
+    "A2 grouped": ("wavenet", {"groups_input": 2, "layer1x1": {"active": True, "groups": 2}}),
+}
 
 
 def preset(name: str, seed: int = 0):
@@ -72,6 +82,19 @@ def preset(name: str, seed: int = 0):
         cfg = compose("train", overrides=[f"model={name}"])
     torch.manual_seed(seed)
     return instantiate(cfg.model).eval()
+
+
+def row_model(spec):
+    """A preset (``"wavenet"``), or ``(preset, changes)``: its first layer array with 0.7
+    keys changed (random weights, as every row here)."""
+    if isinstance(spec, str):
+        return preset(spec)
+    name, change = spec
+    base = preset(name)
+    layers = [a.full_config() for a in base.layer_arrays]
+    layers[0].update(change)
+    torch.manual_seed(0)
+    return WaveNet(layers, head_scale=base.head_scale).eval()
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -145,9 +168,15 @@ def main() -> None:
     parser.add_argument(
         "--engine-only", action="store_true", help="only the table against NAM's engine"
     )
+    parser.add_argument(
+        "--features",
+        action="store_true",
+        help="only A2 with 0.7 layer features (blended, FiLM, head1x1, groups) against the engine",
+    )
     args = parser.parse_args()
-    if args.engine_only:
-        engine_table(args.json)
+    if args.engine_only or args.features:
+        engine_table(args.json, FEATURE_ROWS if args.features else ENGINE_ROWS,
+                     (64,) if args.features else (32, 64, 256))  # fmt: skip
         return
 
     all_threads = os.cpu_count() or 1
@@ -194,7 +223,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
-def engine_table(json_path: str | None) -> dict:
+def engine_table(json_path: str | None, specs=ENGINE_ROWS, blocks=(32, 64, 256)) -> dict:
     """ampnet's streaming real-time factor next to NAM's engine's, same weights, same input."""
     build = subprocess.run(
         ["bash", str(ENGINE / "build.sh"), "native"], capture_output=True, text=True
@@ -218,11 +247,11 @@ def engine_table(json_path: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "in.wav"
         sf.write(wav, x, RATE, subtype="FLOAT")
-        for label, name in ENGINE_ROWS.items():
-            model = preset(name)
-            path = Path(tmp) / f"{name}.nam"
+        for i, (label, spec) in enumerate(specs.items()):
+            model = row_model(spec)
+            path = Path(tmp) / f"model{i}.nam"
             path.write_text(json.dumps(to_nam(model, RATE)))
-            for block in (32, 64, 256):
+            for block in blocks:
                 ours, call, loop, theirs = [], [], [], []
                 for _ in range(3):  # interleaved, so a busy moment hits both tools
                     ours.append(stream_rtf_once(model, x, block))

@@ -19,6 +19,7 @@ from ampnet import stream as streaming
 from ampnet.formats.nam_weights import wavenet_weights
 from ampnet.models import WaveNet
 from ampnet.models.activations import NAMES
+from ampnet.models.layer_array import FILMS
 from ampnet.stream import Streamer
 
 from .conftest import REPO
@@ -79,6 +80,31 @@ def test_the_kernel_names_exactly_the_activations_the_models_have():
         {"head": {"out_channels": 4, "kernel_size": 16, "bias": True}, "head_size": None},
         {"gated": True, "bottleneck": 2},
         {"activation": "LeakyReLU"},
+        {"gating_mode": "blended", "secondary_activation": "Sigmoid"},
+        {"gating_mode": "blended", "secondary_activation": "Hardtanh", "bottleneck": 3},
+        {"gating_mode": "gated", "secondary_activation": "SiLU"},
+        {"head1x1": {"active": True, "out_channels": 4, "groups": 1}, "head_size": 4},
+        {
+            "head1x1": {"active": True, "out_channels": 3, "groups": 3},
+            "head_size": 4,
+            "bottleneck": 3,
+        },
+        {"layer1x1": {"active": False, "groups": 1}},
+        {"layer1x1": {"active": True, "groups": 2}, "bottleneck": 4},
+        {"groups_input": 3},
+        *(
+            {f: {"active": True, "shift": shift, "groups": 1}}
+            for f in FILMS[:6]
+            for shift in (True, False)
+        ),
+        {  # everything at once, as NAM's wavenet_a2_max does
+            "gating_mode": "blended",
+            "secondary_activation": "Softsign",
+            "bottleneck": 3,
+            "head1x1": {"active": True, "out_channels": 2, "groups": 1},
+            "groups_input": 2,
+            **{f: {"active": True, "shift": True, "groups": 1} for f in FILMS},
+        },
     ],
 )
 def test_the_kernel_runs_a2s_layer_features_exactly(change):
@@ -94,11 +120,40 @@ def test_the_kernel_runs_a2s_layer_features_exactly(change):
 @pytest.mark.parametrize(
     "change",
     [
+        {"groups_input_mixin": 2},
+        {"conv_post_film": {"active": True, "shift": True, "groups": 2}},
+        {"input_mixin_pre_film": {"active": True, "shift": False, "groups": 2}},
+    ],
+)
+def test_grouped_convolutions_and_films_over_knobs_run_natively(change):
+    """Groups that need a condition of two channels (audio and a knob), turned mid-stream."""
+    torch.manual_seed(1)
+    arrays = [{**MIXED[0], "gated": True, **change}, MIXED[1]]
+    model = WaveNet(arrays, params=["drive"]).eval()
+    assert kernels.unsupported(model) is None
+    x = signal(4000)
+    runs = []
+    for backend in ("native", "torch"):
+        streamer = Streamer(model, max_block=256, backend=backend, params={"drive": 0.2})
+        y = [streamer.process(x[:1500])]
+        streamer.set_params(drive=0.9)
+        y += [streamer.process(x[1500 + i : 1564 + i]) for i in range(0, 2500, 64)]
+        runs.append(np.concatenate(y))
+    np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-5)
+
+
+@needs_kernels
+@pytest.mark.parametrize(
+    "change",
+    [
         {"activation": {"type": "PReLU", "negative_slopes": [0.1] * 6}},
         {"activation": {"type": "LeakyReLU", "negative_slope": 0.2}},
-        {"gating_mode": "blended", "secondary_activation": "Sigmoid"},
-        {"head1x1": {"active": True, "out_channels": 4, "groups": 1}, "head_size": 4},
-        {"conv_pre_film": {"active": True, "shift": True, "groups": 1}},
+        {"gating_mode": ["none", "gated", "none", "none", "none"]},
+        {"activation": ["Tanh", "ReLU", "Tanh", "Tanh", "Tanh"]},
+        {
+            "gating_mode": "gated",
+            "secondary_activation": {"type": "LeakyReLU", "negative_slope": 0.2},
+        },
     ],
 )
 def test_what_the_kernel_cannot_run_streams_on_pytorch_with_a_note(change, capsys):

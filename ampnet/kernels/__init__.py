@@ -36,6 +36,7 @@ import torch
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
 from ampnet.models import GRU, LSTM, S4D, WaveNet
 from ampnet.models.knobs import silence
+from ampnet.models.layer_array import FILMS
 
 SOURCE = Path(__file__).with_name("amp.c")
 GLUE = Path(__file__).with_name("pyblock.c")  # the per-block call from Python, without ctypes
@@ -318,9 +319,18 @@ def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
     config = [len(model.layer_arrays)]
     for a in model.layer_arrays:
         (act,) = activation_ids(lib, [a.activation])
+        secondary = a.secondaries[0]
+        (sec,) = activation_ids(lib, [secondary]) if secondary is not None else (-1,)
+        gating = ("none", "gated", "blended").index(a.gating[0])
+        h1x1 = a.head1x1["out_channels"] if a.head1x1["active"] else 0
         config += [a.input_size, a.condition_size, a.head_size, a.channels, a.bottleneck]
-        config += [int(a.gated), int(a.head_bias), act, a.head["kernel_size"]]
-        config += [a.head["head_dilation"], len(a.dilations)]
+        config += [gating, int(a.head_bias), act, a.head["kernel_size"]]
+        config += [a.head["head_dilation"], len(a.dilations), sec]
+        config += [int(a.layer1x1["active"]), a.layer1x1["groups"], h1x1, a.head1x1["groups"]]
+        config += [a.groups_input, a.groups_input_mixin]
+        for name in FILMS:
+            film = a.films[name]
+            config += [film["groups"], int(film["shift"])] if film else [0, 0]
         for k, d in zip(a.kernel_sizes, a.dilations, strict=True):
             config += [k, d]
     return np.array(config, dtype=np.int32)
@@ -333,18 +343,10 @@ def _kernel_gap(model: WaveNet) -> str | None:
     for a in model.layer_arrays:
         if len({str(s) for s in a.activations}) > 1 or not isinstance(a.activations[0], str):
             return "per-layer or parametric activations"
-        if (
-            len(set(a.gating)) > 1
-            or a.gating[0] == "blended"
-            or any(s not in (None, "Sigmoid") for s in a.secondaries)
-        ):
-            return "blended or mixed gating, or a gate other than Sigmoid"
-        if not a.layer1x1["active"] or a.head1x1["active"]:
-            return "an inactive layer1x1 or an active head1x1"
-        if a.layer1x1["groups"] != 1 or a.groups_input != 1 or a.groups_input_mixin != 1:
-            return "grouped convolutions"
-        if any(a.films.values()):
-            return "FiLM"
+        if len(set(a.gating)) > 1 or len({str(s) for s in a.secondaries}) > 1:
+            return "per-layer gating modes or gates"
+        if a.secondaries[0] is not None and not isinstance(a.secondaries[0], str):
+            return "a parametric gate activation"
     return None
 
 
@@ -358,6 +360,7 @@ def unsupported(model) -> str | None:
         if gap is not None:
             return f"the native kernel has no {gap} yet"
         names = [a.activation for a in model.layer_arrays]
+        names += [a.secondaries[0] for a in model.layer_arrays if a.secondaries[0] is not None]
         missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
         if missing:
             return f"the native kernel has no {missing[0]} activation"

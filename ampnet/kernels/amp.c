@@ -269,17 +269,35 @@ static void dense(const Dense *d, const float *const *src, const float *init, in
     }
 }
 
+/* NAM's FiLM places, in its weight order (ampnet/models/layer_array.py FILMS). */
+enum { FILM_CONV_PRE, FILM_CONV_POST, FILM_MIX_PRE, FILM_MIX_POST, FILM_ACT_PRE, FILM_ACT_POST,
+       FILM_L1X1_POST, FILM_H1X1_POST, N_FILM };
+
+/* x * scale(c) (+ shift(c)): scale and shift the rows of one 1x1 convolution of the condition. */
+typedef struct {
+    int dim, shift;
+    Dense d;
+} Film;
+
 typedef struct {
     int kernel, dilation, history, length, pos; /* buf: channels x length, next write at pos */
     float *buf;
     int *tap_off; /* tap c * kernel + j reads buf + pos + tap_off[...]: fixed, so set once */
-    Dense conv;   /* [dilated conv taps | input mixer] -> mid, with the conv bias */
+    Dense conv;   /* [dilated conv taps | input mixer] -> mid with the conv bias; split: the taps only */
+    Dense mixer;  /* split only: the input mixer, cond -> mid */
     Dense conv1x1; /* bottleneck -> channels, added to the layer input (residual) */
+    Dense head1x1; /* bottleneck -> head_in, when active */
+    Film film[N_FILM];
 } Layer;
 
 typedef struct {
     int input_size, cond_size, head_size, channels, bottleneck, gated, act, n_layers;
     int head_kernel, head_dilation;
+    /* NAM 0.6/0.7 layer features. gating: 0 none, 1 gated, 2 blended, with the secondary
+     * activation sec; head_in: the head sum's rows (head1x1's outputs, else bottleneck);
+     * films: FiLM places on (bit i: place i); split: the conv and the input mixer run
+     * apart (a FiLM between them); rich: any of these, run by rich_layer */
+    int gating, sec, layer1x1, head1x1, head_in, films, split, rich;
     Layer *layers;
     Dense rechannel, head;
     /* the head sums, bottleneck x head_length with the last head_history samples kept for
@@ -295,6 +313,8 @@ typedef struct {
     long prewarm; /* samples of silence that settle every history: receptive field - 1 */
     Array *arrays;
     float *z, *h;    /* scratch rows x block */
+    float *xr, *cf, *mx, *tmp, *ss; /* rich layers' scratch, rows x block each */
+    const float **csrc; /* the condition's row pointers, for FiLMs */
     float *cond;     /* the input, copied and zero-padded to whole tiles */
     float *silence;  /* zeros, for prewarming */
     float *sink;     /* discarded prewarm output */
@@ -313,6 +333,9 @@ static void wavenet_free(WaveNet *m) {
                     free(A->layers[l].tap_off);
                     dense_free(&A->layers[l].conv);
                     dense_free(&A->layers[l].conv1x1);
+                    dense_free(&A->layers[l].mixer);
+                    dense_free(&A->layers[l].head1x1);
+                    for (int f = 0; f < N_FILM; f++) dense_free(&A->layers[l].film[f].d);
                 }
             free(A->layers);
             dense_free(&A->rechannel);
@@ -325,6 +348,12 @@ static void wavenet_free(WaveNet *m) {
     free(m->arrays);
     free(m->z);
     free(m->h);
+    free(m->xr);
+    free(m->cf);
+    free(m->mx);
+    free(m->tmp);
+    free(m->ss);
+    free(m->csrc);
     free(m->cond);
     free(m->silence);
     free(m->sink);
@@ -351,7 +380,7 @@ void wavenet_reset(void *handle) {
             memset(L->buf, 0, sizeof(float) * (size_t)A->channels * L->length);
             L->pos = L->history;
         }
-        memset(A->head_buf, 0, sizeof(float) * (size_t)A->bottleneck * A->head_length);
+        memset(A->head_buf, 0, sizeof(float) * (size_t)A->head_in * A->head_length);
         A->head_pos = A->head_history;
     }
     for (long done = 0; done < m->prewarm; done += m->max_block) {
@@ -360,13 +389,45 @@ void wavenet_reset(void *handle) {
     }
 }
 
+/* A grouped convolution's weights (out x in/groups x k, PyTorch's layout) as one dense
+ * out x in*k matrix, zero between the groups. 0 when the sizes do not divide. */
+static int ungroup(const float *w, int out, int in, int k, int groups, float *dst) {
+    if (groups < 1 || out % groups || in % groups) return 0;
+    const int gin = in / groups, gout = out / groups;
+    memset(dst, 0, sizeof(float) * (size_t)out * in * k);
+    for (int r = 0; r < out; r++)
+        for (int i = 0; i < gin; i++)
+            memcpy(dst + (size_t)r * in * k + (size_t)(r / gout * gin + i) * k, w + ((size_t)r * gin + i) * k,
+                   sizeof(float) * k);
+    return 1;
+}
+
+/* Reads a grouped convolution (weights, then a bias of `out` when has_bias) at *w into d;
+ * 0 when the weights run out, the sizes do not divide or memory does. */
+static int read_conv(Dense *d, const float *weights, long n_weights, long *w, int out, int in, int k, int groups,
+                     int has_bias) {
+    if (groups < 1 || in % groups) return 0;
+    long need = (long)out * (in / groups) * k + (has_bias ? out : 0);
+    if (*w + need > n_weights) return 0;
+    float *full = malloc(sizeof(float) * (size_t)out * in * k);
+    int ok = full && ungroup(weights + *w, out, in, k, groups, full) &&
+             dense_init(d, full, has_bias ? weights + *w + need - out : NULL, out, in * k);
+    free(full);
+    *w += need;
+    return ok;
+}
+
 /* config: n_arrays, then per array: input_size, condition_size, head_size, channels,
- * bottleneck, gated, head_bias, activation, head_kernel, head_dilation, n_layers, then per
- * layer its kernel size and dilation. Weights in NAM's order (layer1x1 active, no head1x1,
- * no FiLM, groups 1). Returns NULL when config and weights do not agree. */
+ * bottleneck, gating (0 none, 1 gated, 2 blended), head_bias, activation, head_kernel,
+ * head_dilation, n_layers, secondary activation (-1: Sigmoid), layer1x1 active, its
+ * groups, head1x1 outputs (0: none), its groups, groups_input, groups_input_mixin, then
+ * per FiLM place its groups (0: off) and shift, then per layer its kernel size and
+ * dilation. Weights in NAM's order (wavenet_tensors in ampnet/formats/nam_weights.py).
+ * Returns NULL when config and weights do not agree. */
+#define ARRAY_FIELDS (18 + 2 * N_FILM)
 void *wavenet_create(const int *config, int config_len, const float *weights, long n_weights, int max_block) {
     if (config_len < 1 || max_block < 1 || config[0] < 1) return NULL;
-    float *combined = NULL; /* one layer's [conv | mixer] weights, row-major */
+    float *combined = NULL, *conv_full = NULL, *mix_full = NULL; /* one layer's [conv | mixer] weights */
     WaveNet *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->n_arrays = config[0];
@@ -374,30 +435,54 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
     m->block = round_up(max_block, TILE);
     m->arrays = calloc((size_t)m->n_arrays, sizeof(Array));
     if (!m->arrays) goto fail;
-    int c = 1, widest = 1, max_src = 1;
+    int c = 1, widest = 1, max_src = 1, scratch = 1;
     long w = 0;
     for (int a = 0; a < m->n_arrays; a++) {
         Array *A = &m->arrays[a];
-        if (c + 11 > config_len) goto fail;
+        if (c + ARRAY_FIELDS > config_len) goto fail;
         A->input_size = config[c++];
         A->cond_size = config[c++];
         A->head_size = config[c++];
         A->channels = config[c++];
         A->bottleneck = config[c++];
-        A->gated = config[c++];
+        A->gating = config[c++];
         int head_bias = config[c++];
         A->act = config[c++];
         A->head_kernel = config[c++];
         A->head_dilation = config[c++];
         A->n_layers = config[c++];
-        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, mid = A->gated ? 2 * bn : bn;
+        A->sec = config[c++];
+        A->layer1x1 = config[c++];
+        const int l1x1_groups = config[c++], h1x1_out = config[c++], h1x1_groups = config[c++];
+        const int groups_input = config[c++], groups_mixin = config[c++];
+        int film_groups[N_FILM], film_shift[N_FILM];
+        for (int f = 0; f < N_FILM; f++) {
+            film_groups[f] = config[c++];
+            film_shift[f] = config[c++];
+            if (film_groups[f] > 0) A->films |= 1 << f;
+        }
+        A->gated = A->gating == 1;
+        A->head1x1 = h1x1_out > 0;
+        A->head_in = A->head1x1 ? h1x1_out : A->bottleneck;
+        A->split = (A->films & (1 << FILM_CONV_POST | 1 << FILM_MIX_PRE | 1 << FILM_MIX_POST)) != 0;
+        if (A->sec < 0) A->sec = ACT_SIGMOID;
+        A->rich = A->gating == 2 || A->sec != ACT_SIGMOID || !A->layer1x1 || A->head1x1 || A->films;
+        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, mid = A->gating ? 2 * bn : bn;
         if (ch < 1 || bn < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
-            A->act < 0 || A->act >= N_ACT || A->head_kernel < 1 || A->head_dilation < 1 ||
+            A->act < 0 || A->act >= N_ACT || A->sec >= N_ACT || A->gating < 0 || A->gating > 2 ||
+            A->head_kernel < 1 || A->head_dilation < 1 || (!A->layer1x1 && bn != ch) ||
             c + 2 * A->n_layers > config_len)
             goto fail;
         if (a == 0 ? A->input_size > cond : A->input_size != m->arrays[a - 1].channels) goto fail;
-        if (a > 0 && (ch != m->arrays[a - 1].head_size || bn != m->arrays[a - 1].head_size)) goto fail;
+        if (a > 0 && A->head_in != m->arrays[a - 1].head_size) goto fail;
         m->cond_size = cond;
+        const int dims[N_FILM] = {ch, mid, cond, mid, mid, bn, ch, A->head_in};
+        for (int f = 0; f < N_FILM; f++)
+            if (film_groups[f] > 0) scratch = 2 * dims[f] > scratch ? 2 * dims[f] : scratch;
+        scratch = mid > scratch ? mid : scratch;
+        scratch = ch > scratch ? ch : scratch;
+        scratch = cond > scratch ? cond : scratch;
+        scratch = A->head_in > scratch ? A->head_in : scratch;
         widest = round_up(mid > widest ? mid : widest, RB);
         if (w + (long)ch * A->input_size > n_weights) goto fail;
         if (!dense_init(&A->rechannel, weights + w, NULL, ch, A->input_size)) goto fail;
@@ -409,44 +494,69 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
             const int k = config[c++];
             L->kernel = k;
             L->dilation = config[c++];
-            if (k < 1 || L->dilation < 1) goto fail;
+            if (k < 1 || L->dilation < 1 || mid % groups_input || mid % groups_mixin) goto fail;
             L->history = (k - 1) * L->dilation;
             L->length = buffer_length(L->history, m->block);
             L->buf = calloc((size_t)ch * L->length, sizeof(float));
             L->tap_off = malloc(sizeof(int) * (size_t)ch * k);
-            if (!L->tap_off) goto fail;
+            if (!L->buf || !L->tap_off) goto fail;
             for (int ci = 0; ci < ch; ci++)
                 for (int j = 0; j < k; j++) L->tap_off[ci * k + j] = ci * L->length - (k - 1 - j) * L->dilation;
             L->pos = L->history;
             m->prewarm += L->history;
             max_src = ch * k + cond > max_src ? ch * k + cond : max_src;
-            long need = (long)mid * ch * k + mid + (long)mid * cond + (long)ch * bn + ch;
-            combined = malloc(sizeof(float) * (size_t)mid * (ch * k + cond));
-            if (!L->buf || !combined || w + need > n_weights) goto fail;
-            const float *conv_w = weights + w, *conv_b = conv_w + (long)mid * ch * k, *mix_w = conv_b + mid;
-            for (int r = 0; r < mid; r++) { /* row r: the conv's ch*k taps, then the mixer's cond inputs */
-                memcpy(combined + (size_t)r * (ch * k + cond), conv_w + (size_t)r * ch * k, sizeof(float) * ch * k);
-                memcpy(combined + (size_t)r * (ch * k + cond) + ch * k, mix_w + (size_t)r * cond, sizeof(float) * cond);
-            }
-            const float *w1 = mix_w + (long)mid * cond, *b1 = w1 + (long)ch * bn;
-            if (!dense_init(&L->conv, combined, conv_b, mid, ch * k + cond) || !dense_init(&L->conv1x1, w1, b1, ch, bn))
+            /* the dilated conv and the input mixer, ungrouped */
+            long conv_n = (long)mid * (ch / groups_input) * k, mix_n = (long)mid * (cond / groups_mixin);
+            if (ch % groups_input || cond % groups_mixin || w + conv_n + mid + mix_n > n_weights) goto fail;
+            conv_full = malloc(sizeof(float) * (size_t)mid * ch * k);
+            mix_full = malloc(sizeof(float) * (size_t)mid * cond);
+            if (!conv_full || !mix_full || !ungroup(weights + w, mid, ch, k, groups_input, conv_full) ||
+                !ungroup(weights + w + conv_n + mid, mid, cond, 1, groups_mixin, mix_full))
                 goto fail;
-            free(combined);
-            combined = NULL;
-            w += need;
+            const float *conv_b = weights + w + conv_n;
+            if (A->split) {
+                if (!dense_init(&L->conv, conv_full, conv_b, mid, ch * k) ||
+                    !dense_init(&L->mixer, mix_full, NULL, mid, cond))
+                    goto fail;
+            } else {
+                combined = malloc(sizeof(float) * (size_t)mid * (ch * k + cond));
+                if (!combined) goto fail;
+                for (int r = 0; r < mid; r++) { /* row r: the conv's ch*k taps, then the mixer's cond inputs */
+                    memcpy(combined + (size_t)r * (ch * k + cond), conv_full + (size_t)r * ch * k, sizeof(float) * ch * k);
+                    memcpy(combined + (size_t)r * (ch * k + cond) + ch * k, mix_full + (size_t)r * cond, sizeof(float) * cond);
+                }
+                if (!dense_init(&L->conv, combined, conv_b, mid, ch * k + cond)) goto fail;
+                free(combined);
+                combined = NULL;
+            }
+            free(conv_full);
+            free(mix_full);
+            conv_full = mix_full = NULL;
+            w += conv_n + mid + mix_n;
+            if (A->layer1x1 && !read_conv(&L->conv1x1, weights, n_weights, &w, ch, bn, 1, l1x1_groups, 1)) goto fail;
+            if (A->head1x1 && !read_conv(&L->head1x1, weights, n_weights, &w, A->head_in, bn, 1, h1x1_groups, 1))
+                goto fail;
+            for (int f = 0; f < N_FILM; f++) {
+                if (!film_groups[f]) continue;
+                Film *F = &L->film[f];
+                F->dim = dims[f];
+                F->shift = film_shift[f];
+                if (!read_conv(&F->d, weights, n_weights, &w, (F->shift ? 2 : 1) * F->dim, cond, 1, film_groups[f], 1))
+                    goto fail;
+            }
         }
-        const int hk = A->head_kernel;
-        long head_need = (long)A->head_size * bn * hk + (head_bias ? A->head_size : 0);
+        const int hk = A->head_kernel, hin = A->head_in;
+        long head_need = (long)A->head_size * hin * hk + (head_bias ? A->head_size : 0);
         if (w + head_need > n_weights) goto fail;
-        const float *head_b = head_bias ? weights + w + (long)A->head_size * bn * hk : NULL;
-        if (!dense_init(&A->head, weights + w, head_b, A->head_size, bn * hk)) goto fail;
+        const float *head_b = head_bias ? weights + w + (long)A->head_size * hin * hk : NULL;
+        if (!dense_init(&A->head, weights + w, head_b, A->head_size, hin * hk)) goto fail;
         w += head_need;
-        max_src = bn * hk > max_src ? bn * hk : max_src;
+        max_src = hin * hk > max_src ? hin * hk : max_src;
         A->head_history = (hk - 1) * A->head_dilation;
         A->head_length = buffer_length(A->head_history, m->block);
         A->head_pos = A->head_history;
         m->prewarm += A->head_history;
-        A->head_buf = calloc((size_t)bn * A->head_length, sizeof(float));
+        A->head_buf = calloc((size_t)hin * A->head_length, sizeof(float));
         A->out = calloc((size_t)ch * m->block, sizeof(float));
         A->head_out = calloc((size_t)A->head_size * m->block, sizeof(float));
         if (!A->head_buf || !A->out || !A->head_out) goto fail;
@@ -455,17 +565,29 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
     }
     if (w + 1 != n_weights || m->arrays[m->n_arrays - 1].head_size != 1) goto fail; /* head_scale is last */
     m->head_scale = weights[w];
+    scratch = round_up(scratch, RB);
     m->z = calloc((size_t)widest * m->block, sizeof(float));
     m->h = calloc((size_t)widest * m->block, sizeof(float));
+    m->xr = calloc((size_t)scratch * m->block, sizeof(float));
+    m->cf = calloc((size_t)scratch * m->block, sizeof(float));
+    m->mx = calloc((size_t)scratch * m->block, sizeof(float));
+    m->tmp = calloc((size_t)scratch * m->block, sizeof(float));
+    m->ss = calloc((size_t)scratch * m->block, sizeof(float));
     m->cond = calloc((size_t)m->cond_size * m->block, sizeof(float));
     m->silence = calloc((size_t)m->cond_size * m->block, sizeof(float));
     m->sink = calloc((size_t)m->block, sizeof(float));
     m->src = calloc((size_t)(max_src > widest ? max_src : widest) + m->cond_size, sizeof(float *));
-    if (!m->z || !m->h || !m->cond || !m->silence || !m->sink || !m->src) goto fail;
+    m->csrc = calloc((size_t)m->cond_size, sizeof(float *));
+    if (!m->z || !m->h || !m->xr || !m->cf || !m->mx || !m->tmp || !m->ss || !m->cond || !m->silence ||
+        !m->sink || !m->src || !m->csrc)
+        goto fail;
+    for (int q = 0; q < m->cond_size; q++) m->csrc[q] = m->cond + (size_t)q * m->block;
     wavenet_reset(m);
     return m;
 fail:
     free(combined);
+    free(conv_full);
+    free(mix_full);
     wavenet_free(m);
     return NULL;
 }
@@ -516,7 +638,9 @@ SMALL_LAYER(3, 1)
 SMALL_LAYER(4, 1)
 
 /* A layer that small_layer_* can run: few channels, no gate. */
-static int small_layer(const Array *A) { return !A->gated && A->channels == A->bottleneck && A->channels <= 4; }
+static int small_layer(const Array *A) {
+    return !A->rich && !A->gated && A->channels == A->bottleneck && A->channels <= 4;
+}
 
 /* One small layer over nt samples (whole tiles): several tiles a pass, then one at a time. */
 static void small_layer_run(const Layer *L, int ch, int act, const float *cond, int cond_stride, float *head,
@@ -552,6 +676,104 @@ static void make_room(float *buf, int rows, int length, int history, int *pos, i
     *pos = history;
 }
 
+/* x (dim rows of nt samples, `stride` apart) = x * scale(cond) (+ shift(cond)), in place. */
+static void film_apply(WaveNet *m, const Film *F, float *x, int stride, int nt) {
+    const int B = m->block, dim = F->dim;
+    dense(&F->d, m->csrc, NULL, 0, m->ss, B, nt);
+    for (int r = 0; r < dim; r++) {
+        float *xr = x + (size_t)r * stride;
+        const float *scale = m->ss + (size_t)r * B, *shift = m->ss + (size_t)(r + dim) * B;
+        for (int t = 0; t < nt; t += TILE) {
+            vec v = vload(xr + t) * vload(scale + t);
+            if (F->shift) v += vload(shift + t);
+            vstore(xr + t, v);
+        }
+    }
+}
+
+/* rows x nt: dst += src (strides dst_stride, src_stride). */
+static void add_rows(float *dst, int dst_stride, const float *src, int src_stride, int rows, int nt) {
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < nt; t += TILE) {
+            float *d = dst + (size_t)r * dst_stride + t;
+            vstore(d, vload(d) + vload(src + (size_t)r * src_stride + t));
+        }
+}
+
+/* One layer with NAM 0.6/0.7's features (blended gating, other gates, FiLM, head1x1, no
+ * layer1x1), in the order of WaveNetLayer.forward in ampnet/models/layer_array.py. */
+static void rich_layer(WaveNet *m, const Array *A, Layer *L, float *acc, int HL, float *dst, int dst_stride, int nt) {
+    const int B = m->block, ch = A->channels, bn = A->bottleneck, cond = A->cond_size, k = L->kernel;
+    const int mid = A->gating ? 2 * bn : bn;
+    const float **src = m->src;
+    float *x = L->buf + L->pos, *z = m->z, *h = m->h;
+    const float *res = x; /* the residual: the layer's input before any FiLM */
+    int res_stride = L->length;
+#define ON(f) (A->films & (1 << (f)))
+    if (ON(FILM_CONV_PRE)) { /* the conv, and so its history, sees the FiLMed input */
+        for (int r = 0; r < ch; r++) memcpy(m->xr + (size_t)r * B, x + (size_t)r * L->length, sizeof(float) * nt);
+        res = m->xr;
+        res_stride = B;
+        film_apply(m, &L->film[FILM_CONV_PRE], x, L->length, nt);
+    }
+    for (int c = 0; c < ch; c++)
+        for (int j = 0; j < k; j++) src[c * k + j] = x + L->tap_off[c * k + j];
+    if (!A->split) {
+        for (int q = 0; q < cond; q++) src[ch * k + q] = m->csrc[q];
+        dense(&L->conv, src, NULL, 0, z, B, nt);
+    } else {
+        dense(&L->conv, src, NULL, 0, z, B, nt);
+        if (ON(FILM_CONV_POST)) film_apply(m, &L->film[FILM_CONV_POST], z, B, nt);
+        const float *const *mix_src = m->csrc;
+        if (ON(FILM_MIX_PRE)) {
+            for (int q = 0; q < cond; q++) {
+                memcpy(m->cf + (size_t)q * B, m->csrc[q], sizeof(float) * nt);
+                src[q] = m->cf + (size_t)q * B;
+            }
+            film_apply(m, &L->film[FILM_MIX_PRE], m->cf, B, nt);
+            mix_src = src;
+        }
+        dense(&L->mixer, mix_src, NULL, 0, m->mx, B, nt);
+        if (ON(FILM_MIX_POST)) film_apply(m, &L->film[FILM_MIX_POST], m->mx, B, nt);
+        add_rows(z, B, m->mx, B, mid, nt);
+    }
+    if (ON(FILM_ACT_PRE)) film_apply(m, &L->film[FILM_ACT_PRE], z, B, nt);
+    for (int c = 0; c < bn; c++)
+        for (int t = 0; t < nt; t += TILE) {
+            const vec za = vload(z + (size_t)c * B + t);
+            vec a = activation(A->act, za);
+            if (A->gating == 1) {
+                a *= activation(A->sec, vload(z + (size_t)(c + bn) * B + t));
+            } else if (A->gating == 2) { /* a mix of the activation and its input */
+                const vec s = activation(A->sec, vload(z + (size_t)(c + bn) * B + t));
+                a = s * a + (1.0f - s) * za;
+            }
+            vstore(h + (size_t)c * B + t, a);
+        }
+    if (ON(FILM_ACT_POST)) film_apply(m, &L->film[FILM_ACT_POST], h, B, nt);
+    for (int c = 0; c < bn; c++) src[c] = h + (size_t)c * B;
+    if (A->head1x1) {
+        dense(&L->head1x1, src, NULL, 0, m->tmp, B, nt);
+        if (ON(FILM_H1X1_POST)) film_apply(m, &L->film[FILM_H1X1_POST], m->tmp, B, nt);
+        add_rows(acc, HL, m->tmp, B, A->head_in, nt);
+    } else {
+        add_rows(acc, HL, h, B, bn, nt);
+    }
+    if (!A->layer1x1) { /* the input passes on unchanged */
+        for (int r = 0; r < ch; r++)
+            memcpy(dst + (size_t)r * dst_stride, res + (size_t)r * res_stride, sizeof(float) * nt);
+    } else if (A->gating == 2 && ON(FILM_L1X1_POST)) { /* NAM applies this FiLM in blended layers only */
+        dense(&L->conv1x1, src, NULL, 0, m->tmp, B, nt);
+        film_apply(m, &L->film[FILM_L1X1_POST], m->tmp, B, nt);
+        for (int r = 0; r < ch; r++)
+            memcpy(dst + (size_t)r * dst_stride, res + (size_t)r * res_stride, sizeof(float) * nt);
+        add_rows(dst, dst_stride, m->tmp, B, ch, nt);
+    } else {
+        dense(&L->conv1x1, src, res, res_stride, dst, dst_stride, nt);
+    }
+#undef ON
+}
+
 /* One block of n <= max_block samples. Work runs over nt = n rounded up to whole tiles;
  * the extra samples are scratch written past the end of each history, which the next
  * block overwrites before it is ever read as history. */
@@ -566,9 +788,9 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
         Array *A = &m->arrays[a];
         const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, HL = A->head_length;
         const float *x_in = a == 0 ? m->cond : m->arrays[a - 1].out;
-        make_room(A->head_buf, bn, HL, A->head_history, &A->head_pos, nt);
+        make_room(A->head_buf, A->head_in, HL, A->head_history, &A->head_pos, nt);
         float *acc = A->head_buf + A->head_pos;
-        for (int c = 0; c < bn; c++) {
+        for (int c = 0; c < A->head_in; c++) {
             if (a == 0)
                 memset(acc + (size_t)c * HL, 0, sizeof(float) * (size_t)nt);
             else
@@ -593,6 +815,8 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
             }
             if (small) {
                 small_layer_run(L, ch, A->act, m->cond, B, acc, HL, dst, dst_stride, nt);
+            } else if (A->rich) {
+                rich_layer(m, A, L, acc, HL, dst, dst_stride, nt);
             } else {
                 for (int c = 0; c < ch; c++)
                     for (int j = 0; j < k; j++) src[c * k + j] = x + L->tap_off[c * k + j];
@@ -607,7 +831,7 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
             L->pos += n;
         }
         const int hk = A->head_kernel;
-        for (int c = 0; c < bn; c++)
+        for (int c = 0; c < A->head_in; c++)
             for (int j = 0; j < hk; j++) src[c * hk + j] = acc + (size_t)c * HL - (hk - 1 - j) * A->head_dilation;
         dense(&A->head, src, NULL, 0, A->head_out, B, nt);
         A->head_pos += n;
