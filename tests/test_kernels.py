@@ -36,7 +36,7 @@ def test_native_kernels_build_where_there_is_a_compiler():
 
 
 # NAM's parametric activations beyond LeakyReLU run on the PyTorch path (tested below)
-KERNEL_ACTIVATIONS = [n for n in NAMES if n not in ("PReLU", "LeakyHardtanh")]
+KERNEL_ACTIVATIONS = list(NAMES)  # every activation NAM's engine knows
 
 
 @needs_kernels
@@ -67,7 +67,6 @@ def test_the_kernel_names_exactly_the_activations_the_models_have():
     lib = kernels.library()
     ids = kernels.activation_ids(lib, KERNEL_ACTIVATIONS)
     assert sorted(ids) == list(range(len(KERNEL_ACTIVATIONS)))  # each one, once, no gaps
-    assert kernels.activation_ids(lib, ["PReLU", "LeakyHardtanh"]) == [-1, -1]
     assert kernels.activation_ids(lib, ["Tanhh"]) == [-1]
 
 
@@ -97,6 +96,48 @@ def test_the_kernel_names_exactly_the_activations_the_models_have():
             for f in FILMS[:6]
             for shift in (True, False)
         ),
+        {"activation": {"type": "PReLU", "negative_slopes": [0.1, 0.2, 0.3, 0.05, 0.5, 0.0]}},
+        {"activation": {"type": "PReLU", "negative_slope": 0.3}, "gated": True},
+        {"activation": {"type": "LeakyReLU", "negative_slope": 0.2}},
+        {
+            "activation": {
+                "type": "LeakyHardtanh",
+                "min_val": -0.3,
+                "max_val": 0.5,
+                "min_slope": 0.1,
+                "max_slope": 0.05,
+            }
+        },
+        {"gating_mode": ["none", "gated", "blended", "none", "gated"]},
+        {
+            "activation": [
+                "Tanh",
+                "ReLU",
+                "SiLU",
+                "Softsign",
+                {"type": "LeakyReLU", "negative_slope": 0.3},
+            ]
+        },
+        {
+            "gating_mode": "gated",
+            "secondary_activation": {"type": "LeakyReLU", "negative_slope": 0.2},
+        },
+        {
+            "gating_mode": ["blended", "gated", "gated", "none", "blended"],
+            "secondary_activation": [
+                {
+                    "type": "LeakyHardtanh",
+                    "min_val": 0.0,
+                    "max_val": 0.9,
+                    "min_slope": 0.0,
+                    "max_slope": 0.02,
+                },
+                "ReLU",
+                {"type": "PReLU", "negative_slopes": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+                None,
+                "Sigmoid",
+            ],
+        },
         {  # everything at once, as NAM's wavenet_a2_max does
             "gating_mode": "blended",
             "secondary_activation": "Softsign",
@@ -146,19 +187,17 @@ def test_grouped_convolutions_and_films_over_knobs_run_natively(change):
 @pytest.mark.parametrize(
     "change",
     [
-        {"activation": {"type": "PReLU", "negative_slopes": [0.1] * 6}},
-        {"activation": {"type": "LeakyReLU", "negative_slope": 0.2}},
-        {"gating_mode": ["none", "gated", "none", "none", "none"]},
-        {"activation": ["Tanh", "ReLU", "Tanh", "Tanh", "Tanh"]},
-        {
-            "gating_mode": "gated",
-            "secondary_activation": {"type": "LeakyReLU", "negative_slope": 0.2},
-        },
+        {"head": {"channels": 3, "out_channels": 1, "kernel_sizes": [3, 2]}},
+        {"condition_dsp": True},
     ],
 )
 def test_what_the_kernel_cannot_run_streams_on_pytorch_with_a_note(change, capsys):
     torch.manual_seed(0)
-    model = WaveNet([{**MIXED[0], **change}, MIXED[1]]).eval()
+    if "condition_dsp" in change:
+        dsp = WaveNet([{**MIXED[0], "head_size": 1}]).eval()
+        model = WaveNet([MIXED[0], MIXED[1]], condition_dsp=dsp).eval()
+    else:
+        model = WaveNet([MIXED[0], MIXED[1]], **change).eval()
     why = kernels.unsupported(model)
     assert why and "native kernel has no" in why
     streamer = Streamer(model, max_block=256)
@@ -190,15 +229,21 @@ def test_the_c_timing_loop_streams_what_offline_gives(name):
 def test_native_kernel_refuses_a_layout_it_cannot_run():
     model = models()["wavenet"]
     lib = kernels.library()
-    config, weights = kernels.wavenet_kernel_config(model, lib), wavenet_weights(model)
-    args = (kernels._ptr(weights), len(weights), 64)
-    assert lib.wavenet_create(kernels._ptr(config, kernels._int_p), len(config), *args)
-    short = wavenet_weights(model)[:-5]
-    assert not lib.wavenet_create(
-        kernels._ptr(config, kernels._int_p), len(config), kernels._ptr(short), len(short), 64
-    )
+    (config, params), weights = kernels.wavenet_kernel_config(model, lib), wavenet_weights(model)
+
+    def create(config, weights, params) -> bool:
+        ints = (kernels._ptr(config, kernels._int_p), len(config))
+        floats = (kernels._ptr(weights), len(weights), kernels._ptr(params), len(params))
+        handle = lib.wavenet_create(*ints, *floats, 64)
+        if handle:
+            lib.wavenet_destroy(handle)
+        return bool(handle)
+
+    assert create(config, weights, params)
+    assert not create(config, weights[:-5], params)  # weights short
+    assert not create(config, weights, params[:-1])  # activation parameters short
     config[8] = 99  # the first array's activation id: one the kernel does not have
-    assert not lib.wavenet_create(kernels._ptr(config, kernels._int_p), len(config), *args)
+    assert not create(config, weights, params)
 
 
 PORTABLE_CHECK = """

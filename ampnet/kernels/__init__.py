@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
 from ampnet.models import GRU, LSTM, S4D, WaveNet
+from ampnet.models.activations import LeakyHardtanh, PReLU, activation_name
 from ampnet.models.knobs import silence
 from ampnet.models.layer_array import FILMS
 
@@ -163,7 +165,8 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.activation_id.restype = ctypes.c_int
         lib.activation_id.argtypes = [ctypes.c_char_p]
         lib.wavenet_create.restype = ctypes.c_void_p
-        lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long, ctypes.c_int]
+        lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long]
+        lib.wavenet_create.argtypes += [_float_p, ctypes.c_long, ctypes.c_int]
         lib.lstm_create.restype = ctypes.c_void_p
         lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
         lib.lstm_set_start.argtypes = [ctypes.c_void_p, _float_p, _float_p]
@@ -314,39 +317,56 @@ def s4d_weights(model: S4D) -> np.ndarray:
     return torch.cat([p.detach().double().reshape(-1) for p in parts]).numpy()
 
 
-def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> np.ndarray:
-    """The integer layout the native kernel reads (see ``wavenet_create`` in amp.c)."""
-    config = [len(model.layer_arrays)]
+ACT_PARAMS = 4  # amp.c: parameters of an activation before its per-channel ones
+
+
+def _act_params(module, channels: int) -> list[float]:
+    """What ``activation_p`` in amp.c reads for ``module`` (``ACT_PARAMS + channels``)."""
+    out = [0.0] * (ACT_PARAMS + channels)
+    if isinstance(module, nn.LeakyReLU):
+        out[0] = module.negative_slope
+    elif isinstance(module, PReLU):
+        slopes = module.slopes.tolist()
+        out[:channels] = slopes * channels if len(slopes) == 1 else slopes
+    elif isinstance(module, LeakyHardtanh):
+        out[:4] = [module.min_val, module.max_val, module.min_slope, module.max_slope]
+    return out
+
+
+def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> tuple[np.ndarray, np.ndarray]:
+    """The integer layout and the activation parameters the native kernel reads (see
+    ``wavenet_create`` in amp.c)."""
+    config, params = [len(model.layer_arrays)], []
+    gatings = ("none", "gated", "blended")
     for a in model.layer_arrays:
-        (act,) = activation_ids(lib, [a.activation])
-        secondary = a.secondaries[0]
-        (sec,) = activation_ids(lib, [secondary]) if secondary is not None else (-1,)
-        gating = ("none", "gated", "blended").index(a.gating[0])
+        acts = [activation_name(layer.activation) for layer in a.layers]
+        secs = [
+            activation_name(layer.secondary) if layer.secondary is not None else None
+            for layer in a.layers
+        ]
+        act_ids = activation_ids(lib, acts)
+        sec_ids = [activation_ids(lib, [n])[0] if n else -1 for n in secs]
         h1x1 = a.head1x1["out_channels"] if a.head1x1["active"] else 0
         config += [a.input_size, a.condition_size, a.head_size, a.channels, a.bottleneck]
-        config += [gating, int(a.head_bias), act, a.head["kernel_size"]]
-        config += [a.head["head_dilation"], len(a.dilations), sec]
+        config += [gatings.index(a.gating[0]), int(a.head_bias), act_ids[0], a.head["kernel_size"]]
+        config += [a.head["head_dilation"], len(a.dilations), sec_ids[0]]
         config += [int(a.layer1x1["active"]), a.layer1x1["groups"], h1x1, a.head1x1["groups"]]
         config += [a.groups_input, a.groups_input_mixin]
         for name in FILMS:
             film = a.films[name]
             config += [film["groups"], int(film["shift"])] if film else [0, 0]
-        for k, d in zip(a.kernel_sizes, a.dilations, strict=True):
-            config += [k, d]
-    return np.array(config, dtype=np.int32)
+        for i, layer in enumerate(a.layers):
+            config += [a.kernel_sizes[i], a.dilations[i], act_ids[i]]
+            config += [gatings.index(a.gating[i]), sec_ids[i]]
+            params += _act_params(layer.activation, a.bottleneck)
+            params += _act_params(layer.secondary, a.bottleneck)
+    return np.array(config, dtype=np.int32), np.array(params, dtype=np.float32)
 
 
 def _kernel_gap(model: WaveNet) -> str | None:
     """What of ``model`` the WaveNet kernel does not implement (None when it runs all of it)."""
     if model.condition_dsp is not None or model.post_head is not None:
         return "a condition_dsp or a top-level head"
-    for a in model.layer_arrays:
-        if len({str(s) for s in a.activations}) > 1 or not isinstance(a.activations[0], str):
-            return "per-layer or parametric activations"
-        if len(set(a.gating)) > 1 or len({str(s) for s in a.secondaries}) > 1:
-            return "per-layer gating modes or gates"
-        if a.secondaries[0] is not None and not isinstance(a.secondaries[0], str):
-            return "a parametric gate activation"
     return None
 
 
@@ -359,8 +379,13 @@ def unsupported(model) -> str | None:
         gap = _kernel_gap(model)
         if gap is not None:
             return f"the native kernel has no {gap} yet"
-        names = [a.activation for a in model.layer_arrays]
-        names += [a.secondaries[0] for a in model.layer_arrays if a.secondaries[0] is not None]
+        names = [
+            activation_name(module)
+            for a in model.layer_arrays
+            for layer in a.layers
+            for module in (layer.activation, layer.secondary)
+            if module is not None
+        ]
         missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
         if missing:
             return f"the native kernel has no {missing[0]} activation"
@@ -385,10 +410,16 @@ class NativeModel:
         lib = self._lib = library()
         if isinstance(model, WaveNet):
             self._kind = "wavenet"
-            config = wavenet_kernel_config(model, lib)
+            config, act_params = wavenet_kernel_config(model, lib)
             weights = wavenet_weights(model)
             self._handle = lib.wavenet_create(
-                _ptr(config, _int_p), len(config), _ptr(weights), len(weights), max_block
+                _ptr(config, _int_p),
+                len(config),
+                _ptr(weights),
+                len(weights),
+                _ptr(act_params),
+                len(act_params),
+                max_block,
             )
         elif isinstance(model, S4D):
             self._kind = "s4d"

@@ -50,12 +50,19 @@ static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 /* The activations the kernel implements. Python asks activation_id() for the number of
  * a NAM activation name, so this table is the only list of them. */
-enum { ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_SILU, ACT_HARDTANH, ACT_SOFTSIGN, ACT_HARDSWISH, N_ACT };
+enum { ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_SILU, ACT_HARDTANH, ACT_SOFTSIGN, ACT_HARDSWISH,
+       ACT_PRELU, ACT_LEAKY_HARDTANH, N_ACT };
 static const char *const ACTIVATION_NAMES[N_ACT] = {
     [ACT_TANH] = "Tanh",         [ACT_RELU] = "ReLU",         [ACT_LEAKY_RELU] = "LeakyReLU",
     [ACT_SIGMOID] = "Sigmoid",   [ACT_SILU] = "SiLU",         [ACT_HARDTANH] = "Hardtanh",
-    [ACT_SOFTSIGN] = "Softsign", [ACT_HARDSWISH] = "Hardswish",
+    [ACT_SOFTSIGN] = "Softsign", [ACT_HARDSWISH] = "Hardswish", [ACT_PRELU] = "PReLU",
+    [ACT_LEAKY_HARDTANH] = "LeakyHardtanh",
 };
+/* Parameters an activation of a layer reads (act_params in wavenet_create): LeakyReLU's
+ * slope, PReLU's slope for each channel, LeakyHardtanh's min_val, max_val, min_slope,
+ * max_slope; ACT_PARAMS + bottleneck floats each. The fixed-function paths (activation(),
+ * no parameters) run LeakyReLU at NAM's default 0.01 and never PReLU or LeakyHardtanh. */
+#define ACT_PARAMS 4
 
 /* The id of an activation by its NAM name, or -1 when the kernel does not implement it. */
 int activation_id(const char *name) {
@@ -152,6 +159,20 @@ INLINE vec activation(int kind, vec v) {
         return v * u / 6.0f;
     }
     default: return v;
+    }
+}
+
+/* activation() with its parameters p, for row `row` of its input (PReLU's channel). */
+INLINE vec activation_p(int kind, vec v, const float *p, int row) {
+    const vec zero = {0};
+    switch (kind) {
+    case ACT_LEAKY_RELU: return vselect(v > zero, v, p[0] * v);
+    case ACT_PRELU: return vselect(v > zero, v, p[row] * v);
+    case ACT_LEAKY_HARDTANH: {
+        const vec low = (v - p[0]) * p[2] + p[0], high = (v - p[1]) * p[3] + p[1];
+        return vselect(v < p[0], low, vselect(v > p[1], high, v));
+    }
+    default: return activation(kind, v);
     }
 }
 
@@ -288,6 +309,8 @@ typedef struct {
     Dense conv1x1; /* bottleneck -> channels, added to the layer input (residual) */
     Dense head1x1; /* bottleneck -> head_in, when active */
     Film film[N_FILM];
+    int act, gating, sec, mid; /* this layer's own (rich arrays may vary them by layer) */
+    const float *act_p, *sec_p; /* their parameters (ACT_PARAMS + bottleneck floats each) */
 } Layer;
 
 typedef struct {
@@ -315,6 +338,7 @@ typedef struct {
     float *z, *h;    /* scratch rows x block */
     float *xr, *cf, *mx, *tmp, *ss; /* rich layers' scratch, rows x block each */
     const float **csrc; /* the condition's row pointers, for FiLMs */
+    float *act_params;  /* every layer's activation parameters, owned */
     float *cond;     /* the input, copied and zero-padded to whole tiles */
     float *silence;  /* zeros, for prewarming */
     float *sink;     /* discarded prewarm output */
@@ -354,6 +378,7 @@ static void wavenet_free(WaveNet *m) {
     free(m->tmp);
     free(m->ss);
     free(m->csrc);
+    free(m->act_params);
     free(m->cond);
     free(m->silence);
     free(m->sink);
@@ -421,11 +446,15 @@ static int read_conv(Dense *d, const float *weights, long n_weights, long *w, in
  * bottleneck, gating (0 none, 1 gated, 2 blended), head_bias, activation, head_kernel,
  * head_dilation, n_layers, secondary activation (-1: Sigmoid), layer1x1 active, its
  * groups, head1x1 outputs (0: none), its groups, groups_input, groups_input_mixin, then
- * per FiLM place its groups (0: off) and shift, then per layer its kernel size and
- * dilation. Weights in NAM's order (wavenet_tensors in ampnet/formats/nam_weights.py).
- * Returns NULL when config and weights do not agree. */
+ * per FiLM place its groups (0: off) and shift, then per layer its kernel size, dilation,
+ * activation, gating and secondary activation (the array's gating, activation and
+ * secondary are its first layer's). Weights in NAM's order (wavenet_tensors in
+ * ampnet/formats/nam_weights.py); act_params: per layer the parameters of its activation,
+ * then of its secondary (ACT_PARAMS + bottleneck floats each). Returns NULL when config,
+ * weights and parameters do not agree. */
 #define ARRAY_FIELDS (18 + 2 * N_FILM)
-void *wavenet_create(const int *config, int config_len, const float *weights, long n_weights, int max_block) {
+void *wavenet_create(const int *config, int config_len, const float *weights, long n_weights,
+                     const float *act_params, long n_act_params, int max_block) {
     if (config_len < 1 || max_block < 1 || config[0] < 1) return NULL;
     float *combined = NULL, *conv_full = NULL, *mix_full = NULL; /* one layer's [conv | mixer] weights */
     WaveNet *m = calloc(1, sizeof *m);
@@ -436,7 +465,9 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
     m->arrays = calloc((size_t)m->n_arrays, sizeof(Array));
     if (!m->arrays) goto fail;
     int c = 1, widest = 1, max_src = 1, scratch = 1;
-    long w = 0;
+    long w = 0, p = 0;
+    if (n_act_params > 0 && !(m->act_params = malloc(sizeof(float) * (size_t)n_act_params))) goto fail;
+    if (n_act_params > 0) memcpy(m->act_params, act_params, sizeof(float) * (size_t)n_act_params);
     for (int a = 0; a < m->n_arrays; a++) {
         Array *A = &m->arrays[a];
         if (c + ARRAY_FIELDS > config_len) goto fail;
@@ -467,23 +498,21 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
         A->split = (A->films & (1 << FILM_CONV_POST | 1 << FILM_MIX_PRE | 1 << FILM_MIX_POST)) != 0;
         if (A->sec < 0) A->sec = ACT_SIGMOID;
         A->rich = A->gating == 2 || A->sec != ACT_SIGMOID || !A->layer1x1 || A->head1x1 || A->films;
-        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, mid = A->gating ? 2 * bn : bn;
+        const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size;
         if (ch < 1 || bn < 1 || cond < 1 || A->input_size < 1 || A->head_size < 1 || A->n_layers < 1 ||
             A->act < 0 || A->act >= N_ACT || A->sec >= N_ACT || A->gating < 0 || A->gating > 2 ||
             A->head_kernel < 1 || A->head_dilation < 1 || (!A->layer1x1 && bn != ch) ||
-            c + 2 * A->n_layers > config_len)
+            c + 5 * A->n_layers > config_len)
             goto fail;
         if (a == 0 ? A->input_size > cond : A->input_size != m->arrays[a - 1].channels) goto fail;
         if (a > 0 && A->head_in != m->arrays[a - 1].head_size) goto fail;
         m->cond_size = cond;
-        const int dims[N_FILM] = {ch, mid, cond, mid, mid, bn, ch, A->head_in};
-        for (int f = 0; f < N_FILM; f++)
-            if (film_groups[f] > 0) scratch = 2 * dims[f] > scratch ? 2 * dims[f] : scratch;
-        scratch = mid > scratch ? mid : scratch;
-        scratch = ch > scratch ? ch : scratch;
+        scratch = 2 * (2 * bn > ch ? 2 * bn : ch) > scratch ? 2 * (2 * bn > ch ? 2 * bn : ch) : scratch;
+        scratch = 2 * cond > scratch ? 2 * cond : scratch;
+        scratch = 2 * A->head_in > scratch ? 2 * A->head_in : scratch;
         scratch = cond > scratch ? cond : scratch;
         scratch = A->head_in > scratch ? A->head_in : scratch;
-        widest = round_up(mid > widest ? mid : widest, RB);
+        widest = round_up(2 * bn > widest ? 2 * bn : widest, RB);
         if (w + (long)ch * A->input_size > n_weights) goto fail;
         if (!dense_init(&A->rechannel, weights + w, NULL, ch, A->input_size)) goto fail;
         w += (long)ch * A->input_size;
@@ -494,7 +523,23 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
             const int k = config[c++];
             L->kernel = k;
             L->dilation = config[c++];
-            if (k < 1 || L->dilation < 1 || mid % groups_input || mid % groups_mixin) goto fail;
+            L->act = config[c++];
+            L->gating = config[c++];
+            L->sec = config[c++];
+            if (L->sec < 0) L->sec = ACT_SIGMOID;
+            const int mid = L->mid = L->gating ? 2 * bn : bn;
+            if (k < 1 || L->dilation < 1 || L->act < 0 || L->act >= N_ACT || L->sec >= N_ACT || L->gating < 0 ||
+                L->gating > 2 || mid % groups_input || mid % groups_mixin || p + 2 * (ACT_PARAMS + bn) > n_act_params)
+                goto fail;
+            L->act_p = m->act_params + p;
+            L->sec_p = m->act_params + p + ACT_PARAMS + bn;
+            p += 2 * (ACT_PARAMS + bn);
+            /* what only rich_layer runs: a layer unlike the array's first, or parameters */
+            if (L->act != A->act || L->gating != A->gating || L->sec != A->sec || L->act >= ACT_PRELU ||
+                L->sec >= ACT_PRELU || (L->act == ACT_LEAKY_RELU && L->act_p[0] != 0.01f) ||
+                (L->gating && L->sec == ACT_LEAKY_RELU && L->sec_p[0] != 0.01f))
+                A->rich = 1;
+            const int dims[N_FILM] = {ch, mid, cond, mid, mid, bn, ch, A->head_in};
             L->history = (k - 1) * L->dilation;
             L->length = buffer_length(L->history, m->block);
             L->buf = calloc((size_t)ch * L->length, sizeof(float));
@@ -563,7 +608,8 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
         widest = round_up(A->head_size > widest ? A->head_size : widest, RB);
         widest = round_up(bn > widest ? bn : widest, RB);
     }
-    if (w + 1 != n_weights || m->arrays[m->n_arrays - 1].head_size != 1) goto fail; /* head_scale is last */
+    if (w + 1 != n_weights || p != n_act_params || m->arrays[m->n_arrays - 1].head_size != 1)
+        goto fail; /* head_scale is last */
     m->head_scale = weights[w];
     scratch = round_up(scratch, RB);
     m->z = calloc((size_t)widest * m->block, sizeof(float));
@@ -704,7 +750,7 @@ static void add_rows(float *dst, int dst_stride, const float *src, int src_strid
  * layer1x1), in the order of WaveNetLayer.forward in ampnet/models/layer_array.py. */
 static void rich_layer(WaveNet *m, const Array *A, Layer *L, float *acc, int HL, float *dst, int dst_stride, int nt) {
     const int B = m->block, ch = A->channels, bn = A->bottleneck, cond = A->cond_size, k = L->kernel;
-    const int mid = A->gating ? 2 * bn : bn;
+    const int mid = L->mid;
     const float **src = m->src;
     float *x = L->buf + L->pos, *z = m->z, *h = m->h;
     const float *res = x; /* the residual: the layer's input before any FiLM */
@@ -741,11 +787,11 @@ static void rich_layer(WaveNet *m, const Array *A, Layer *L, float *acc, int HL,
     for (int c = 0; c < bn; c++)
         for (int t = 0; t < nt; t += TILE) {
             const vec za = vload(z + (size_t)c * B + t);
-            vec a = activation(A->act, za);
-            if (A->gating == 1) {
-                a *= activation(A->sec, vload(z + (size_t)(c + bn) * B + t));
-            } else if (A->gating == 2) { /* a mix of the activation and its input */
-                const vec s = activation(A->sec, vload(z + (size_t)(c + bn) * B + t));
+            vec a = activation_p(L->act, za, L->act_p, c);
+            if (L->gating == 1) {
+                a *= activation_p(L->sec, vload(z + (size_t)(c + bn) * B + t), L->sec_p, c);
+            } else if (L->gating == 2) { /* a mix of the activation and its input */
+                const vec s = activation_p(L->sec, vload(z + (size_t)(c + bn) * B + t), L->sec_p, c);
                 a = s * a + (1.0f - s) * za;
             }
             vstore(h + (size_t)c * B + t, a);
@@ -762,7 +808,7 @@ static void rich_layer(WaveNet *m, const Array *A, Layer *L, float *acc, int HL,
     if (!A->layer1x1) { /* the input passes on unchanged */
         for (int r = 0; r < ch; r++)
             memcpy(dst + (size_t)r * dst_stride, res + (size_t)r * res_stride, sizeof(float) * nt);
-    } else if (A->gating == 2 && ON(FILM_L1X1_POST)) { /* NAM applies this FiLM in blended layers only */
+    } else if (L->gating == 2 && ON(FILM_L1X1_POST)) { /* NAM applies this FiLM in blended layers only */
         dense(&L->conv1x1, src, NULL, 0, m->tmp, B, nt);
         film_apply(m, &L->film[FILM_L1X1_POST], m->tmp, B, nt);
         for (int r = 0; r < ch; r++)
