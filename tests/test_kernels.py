@@ -17,7 +17,7 @@ import torch
 from ampnet import kernels
 from ampnet import stream as streaming
 from ampnet.formats.nam_weights import wavenet_weights
-from ampnet.models import WaveNet
+from ampnet.models import LSTM, WaveNet
 from ampnet.models.activations import NAMES
 from ampnet.models.layer_array import FILMS
 from ampnet.stream import Streamer
@@ -158,6 +158,37 @@ def test_the_kernel_runs_a2s_layer_features_exactly(change):
 
 
 @needs_kernels
+@pytest.mark.parametrize("head", [None, "ReLU", {"type": "PReLU", "negative_slopes": [0.1, 0.3]}])
+@pytest.mark.parametrize("dsp", [None, "plain", "with its own head"])
+def test_the_kernel_runs_a_top_level_head_and_a_condition_dsp_exactly(head, dsp):
+    """NAM's top-level head (activation, causal conv, repeated) and condition_dsp (a WaveNet
+    on the input whose outputs condition every layer), alone and together."""
+    torch.manual_seed(2)
+    cond = 3 if dsp else 1
+    arrays = [{**MIXED[0], "condition_size": cond}, {**MIXED[1], "condition_size": cond}]
+    kwargs = {}
+    if head is not None:
+        arrays[1] = {**arrays[1], "head_size": 2}
+        kwargs["head"] = {"channels": 2, "out_channels": 1, "kernel_sizes": [3, 1, 4]}
+        kwargs["head"]["activation"] = head
+    if dsp:
+        dsp_head = {"channels": 4, "out_channels": 3, "kernel_sizes": [2, 2]}
+        kwargs["condition_dsp"] = WaveNet(
+            [{**MIXED[0], "head_size": 3 if dsp == "plain" else 5, "dilations": [1, 4]}],
+            head=dsp_head if dsp != "plain" else None,
+        ).eval()
+    model = WaveNet(arrays, **kwargs).eval()
+    assert kernels.unsupported(model) is None
+    x = signal(5000)
+    streamer = Streamer(model, max_block=256, backend="native")
+    y = stream(streamer, x, [1, 63, 64, 700])
+    np.testing.assert_allclose(y, offline(model, x), rtol=0, atol=1e-5)
+    streamer.reset()  # back to silence, the condition_dsp too
+    fresh = Streamer(model, max_block=256, backend="native")
+    np.testing.assert_array_equal(stream(streamer, x, [64]), stream(fresh, x, [64]))
+
+
+@needs_kernels
 @pytest.mark.parametrize(
     "change",
     [
@@ -187,17 +218,16 @@ def test_grouped_convolutions_and_films_over_knobs_run_natively(change):
 @pytest.mark.parametrize(
     "change",
     [
-        {"head": {"channels": 3, "out_channels": 1, "kernel_sizes": [3, 2]}},
-        {"condition_dsp": True},
+        "an LSTM condition_dsp",
+        "a WaveNet condition_dsp with an LSTM condition_dsp",
     ],
 )
 def test_what_the_kernel_cannot_run_streams_on_pytorch_with_a_note(change, capsys):
     torch.manual_seed(0)
-    if "condition_dsp" in change:
-        dsp = WaveNet([{**MIXED[0], "head_size": 1}]).eval()
-        model = WaveNet([MIXED[0], MIXED[1]], condition_dsp=dsp).eval()
-    else:
-        model = WaveNet([MIXED[0], MIXED[1]], **change).eval()
+    dsp = LSTM(hidden_size=8).eval()
+    if "WaveNet" in change:
+        dsp = WaveNet([{**MIXED[0], "head_size": 1}], condition_dsp=dsp).eval()
+    model = WaveNet([MIXED[0], MIXED[1]], condition_dsp=dsp).eval()
     why = kernels.unsupported(model)
     assert why and "native kernel has no" in why
     streamer = Streamer(model, max_block=256)

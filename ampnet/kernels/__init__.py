@@ -167,6 +167,8 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.wavenet_create.restype = ctypes.c_void_p
         lib.wavenet_create.argtypes = [_int_p, ctypes.c_int, _float_p, ctypes.c_long]
         lib.wavenet_create.argtypes += [_float_p, ctypes.c_long, ctypes.c_int]
+        lib.wavenet_set_condition.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.wavenet_set_condition.restype = ctypes.c_int
         lib.lstm_create.restype = ctypes.c_void_p
         lib.lstm_create.argtypes = [ctypes.c_int] * 4 + [_float_p, ctypes.c_long]
         lib.lstm_set_start.argtypes = [ctypes.c_void_p, _float_p, _float_p]
@@ -360,14 +362,49 @@ def wavenet_kernel_config(model: WaveNet, lib: ctypes.CDLL) -> tuple[np.ndarray,
             config += [gatings.index(a.gating[i]), sec_ids[i]]
             params += _act_params(layer.activation, a.bottleneck)
             params += _act_params(layer.secondary, a.bottleneck)
+    post = model.post_head
+    if post is None:
+        config += [0, 0]
+    else:
+        config += [len(post.convs), activation_ids(lib, [activation_name(post.activation)])[0]]
+        for conv in post.convs:
+            config += [conv.out_channels, conv.kernel_size[0]]
+        params += _act_params(post.activation, max(conv.in_channels for conv in post.convs))
     return np.array(config, dtype=np.int32), np.array(params, dtype=np.float32)
 
 
 def _kernel_gap(model: WaveNet) -> str | None:
     """What of ``model`` the WaveNet kernel does not implement (None when it runs all of it)."""
-    if model.condition_dsp is not None or model.post_head is not None:
-        return "a condition_dsp or a top-level head"
-    return None
+    dsp = model.condition_dsp
+    if dsp is not None and not isinstance(dsp, WaveNet):
+        return f"a {type(dsp).__name__} condition_dsp"
+    if model.post_head is not None and any(c.dilation[0] != 1 for c in model.post_head.convs):
+        return "a dilated top-level head"
+    return _kernel_gap(dsp) if dsp is not None else None
+
+
+def _wavenet_handle(lib: ctypes.CDLL, model: WaveNet, max_block: int):
+    """A kernel handle for ``model`` and its condition_dsp (owned by it), or None."""
+    config, act_params = wavenet_kernel_config(model, lib)
+    weights = wavenet_weights(model)
+    handle = lib.wavenet_create(
+        _ptr(config, _int_p),
+        len(config),
+        _ptr(weights),
+        len(weights),
+        _ptr(act_params),
+        len(act_params),
+        max_block,
+    )
+    if not handle or model.condition_dsp is None:
+        return handle
+    dsp = _wavenet_handle(lib, model.condition_dsp, max_block)
+    if not dsp or not lib.wavenet_set_condition(handle, dsp):
+        for h in (handle, dsp):
+            if h:
+                lib.wavenet_destroy(h)
+        return None
+    return handle
 
 
 def unsupported(model) -> str | None:
@@ -379,13 +416,18 @@ def unsupported(model) -> str | None:
         gap = _kernel_gap(model)
         if gap is not None:
             return f"the native kernel has no {gap} yet"
-        names = [
-            activation_name(module)
-            for a in model.layer_arrays
-            for layer in a.layers
-            for module in (layer.activation, layer.secondary)
-            if module is not None
-        ]
+        names = []
+        while model is not None:  # the model, then its condition_dsp (a WaveNet, see above)
+            names += [
+                activation_name(module)
+                for a in model.layer_arrays
+                for layer in a.layers
+                for module in (layer.activation, layer.secondary)
+                if module is not None
+            ]
+            if model.post_head is not None:
+                names.append(activation_name(model.post_head.activation))
+            model = model.condition_dsp
         missing = [n for n, i in zip(names, activation_ids(lib, names), strict=True) if i < 0]
         if missing:
             return f"the native kernel has no {missing[0]} activation"
@@ -410,17 +452,7 @@ class NativeModel:
         lib = self._lib = library()
         if isinstance(model, WaveNet):
             self._kind = "wavenet"
-            config, act_params = wavenet_kernel_config(model, lib)
-            weights = wavenet_weights(model)
-            self._handle = lib.wavenet_create(
-                _ptr(config, _int_p),
-                len(config),
-                _ptr(weights),
-                len(weights),
-                _ptr(act_params),
-                len(act_params),
-                max_block,
-            )
+            self._handle = _wavenet_handle(lib, model, max_block)
         elif isinstance(model, S4D):
             self._kind = "s4d"
             weights = s4d_weights(model)

@@ -331,7 +331,14 @@ typedef struct {
     float *head_out; /* head_size x block */
 } Array;
 
+/* One convolution of the top-level head, fed its activated input through a history. */
 typedef struct {
+    int in, out, kernel, history, length, pos; /* buf: in x length, next write at pos */
+    float *buf;
+    Dense conv; /* out x in*kernel, with bias */
+} PostConv;
+
+typedef struct WaveNet {
     int n_arrays, max_block, block, cond_size; /* block: max_block rounded up to TILE */
     long prewarm; /* samples of silence that settle every history: receptive field - 1 */
     Array *arrays;
@@ -344,6 +351,16 @@ typedef struct {
     float *sink;     /* discarded prewarm output */
     const float **src; /* row pointers for dense */
     float head_scale;
+    int out_rows; /* rows of the output: 1 for a model, the condition's for a condition_dsp */
+    /* NAM's top-level head: (activation, causal conv) n_post times on head_scale * head */
+    int n_post, post_act;
+    const float *post_p; /* its activation's parameters */
+    PostConv *post;
+    float *post_out; /* the last conv's output rows x block */
+    /* a condition_dsp: a WaveNet on the input whose output is the condition (owned) */
+    struct WaveNet *dsp;
+    int in_size;  /* input rows: cond_size, or the condition_dsp's input rows */
+    float *raw;   /* the input, copied and zero-padded: cond itself without a condition_dsp */
 } WaveNet;
 
 static void wavenet_free(WaveNet *m) {
@@ -379,16 +396,25 @@ static void wavenet_free(WaveNet *m) {
     free(m->ss);
     free(m->csrc);
     free(m->act_params);
-    free(m->cond);
     free(m->silence);
     free(m->sink);
     free(m->src);
+    if (m->post)
+        for (int i = 0; i < m->n_post; i++) {
+            free(m->post[i].buf);
+            dense_free(&m->post[i].conv);
+        }
+    free(m->post);
+    free(m->post_out);
+    if (m->raw != m->cond) free(m->raw);
+    free(m->cond);
+    wavenet_free(m->dsp);
     free(m);
 }
 
 void wavenet_destroy(void *handle) { wavenet_free((WaveNet *)handle); }
 
-static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int n);
+static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int out_stride, int n);
 
 /* A history buffer of `history` past samples and room for two blocks of new ones. */
 static int buffer_length(int history, int block) { return history + (history > 2 * block ? history : 2 * block); }
@@ -408,9 +434,16 @@ void wavenet_reset(void *handle) {
         memset(A->head_buf, 0, sizeof(float) * (size_t)A->head_in * A->head_length);
         A->head_pos = A->head_history;
     }
+    for (int i = 0; i < m->n_post; i++) {
+        PostConv *P = &m->post[i];
+        memset(P->buf, 0, sizeof(float) * (size_t)P->in * P->length);
+        P->pos = P->history;
+    }
+    /* a condition_dsp settles on its own first; silence then keeps it where it is */
+    if (m->dsp) wavenet_reset(m->dsp);
     for (long done = 0; done < m->prewarm; done += m->max_block) {
         int len = m->prewarm - done < m->max_block ? (int)(m->prewarm - done) : m->max_block;
-        wavenet_block(m, m->silence, m->block, m->sink, len);
+        wavenet_block(m, m->silence, m->block, m->sink, 0, len);
     }
 }
 
@@ -608,9 +641,44 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
         widest = round_up(A->head_size > widest ? A->head_size : widest, RB);
         widest = round_up(bn > widest ? bn : widest, RB);
     }
-    if (w + 1 != n_weights || p != n_act_params || m->arrays[m->n_arrays - 1].head_size != 1)
-        goto fail; /* head_scale is last */
+    /* the top-level head: n_post, its activation, then per conv its outputs and kernel */
+    if (c + 2 > config_len) goto fail;
+    m->n_post = config[c++];
+    m->post_act = config[c++];
+    m->out_rows = m->arrays[m->n_arrays - 1].head_size;
+    if (m->n_post < 0 || c + 2 * m->n_post != config_len || (m->n_post && (m->post_act < 0 || m->post_act >= N_ACT)))
+        goto fail;
+    if (m->n_post) {
+        m->post = calloc((size_t)m->n_post, sizeof(PostConv));
+        if (!m->post) goto fail;
+        int rows = m->out_rows, widest_in = 1;
+        for (int i = 0; i < m->n_post; i++) {
+            PostConv *P = &m->post[i];
+            P->in = rows;
+            P->out = config[c++];
+            P->kernel = config[c++];
+            if (P->out < 1 || P->kernel < 1) goto fail;
+            P->history = P->kernel - 1;
+            P->length = buffer_length(P->history, m->block);
+            P->pos = P->history;
+            m->prewarm += P->history;
+            P->buf = calloc((size_t)P->in * P->length, sizeof(float));
+            if (!P->buf || !read_conv(&P->conv, weights, n_weights, &w, P->out, P->in, P->kernel, 1, 1)) goto fail;
+            max_src = P->in * P->kernel > max_src ? P->in * P->kernel : max_src;
+            widest_in = P->in > widest_in ? P->in : widest_in;
+            widest = round_up(P->out > widest ? P->out : widest, RB);
+            rows = P->out;
+        }
+        m->out_rows = rows;
+        if (p + ACT_PARAMS + widest_in > n_act_params) goto fail;
+        m->post_p = m->act_params + p;
+        p += ACT_PARAMS + widest_in;
+        m->post_out = calloc((size_t)widest * m->block, sizeof(float));
+        if (!m->post_out) goto fail;
+    }
+    if (w + 1 != n_weights || p != n_act_params) goto fail; /* head_scale is last */
     m->head_scale = weights[w];
+    m->in_size = m->cond_size;
     scratch = round_up(scratch, RB);
     m->z = calloc((size_t)widest * m->block, sizeof(float));
     m->h = calloc((size_t)widest * m->block, sizeof(float));
@@ -628,6 +696,7 @@ void *wavenet_create(const int *config, int config_len, const float *weights, lo
         !m->sink || !m->src || !m->csrc)
         goto fail;
     for (int q = 0; q < m->cond_size; q++) m->csrc[q] = m->cond + (size_t)q * m->block;
+    m->raw = m->cond;
     wavenet_reset(m);
     return m;
 fail:
@@ -820,20 +889,72 @@ static void rich_layer(WaveNet *m, const Array *A, Layer *L, float *acc, int HL,
 #undef ON
 }
 
-/* One block of n <= max_block samples. Work runs over nt = n rounded up to whole tiles;
- * the extra samples are scratch written past the end of each history, which the next
- * block overwrites before it is ever read as history. */
-static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int n) {
+/* Condition `outer` on `dsp`'s output from now on (NAM's condition_dsp): the outer model
+ * owns it and reads dsp's input rows. 0 (nothing changed) when the sizes do not fit. */
+int wavenet_set_condition(void *outer, void *dsp) {
+    WaveNet *m = (WaveNet *)outer, *d = (WaveNet *)dsp;
+    if (m->dsp || !d || d->out_rows != m->cond_size || d->max_block < m->max_block ||
+        m->arrays[0].input_size > d->cond_size)
+        return 0;
+    float *raw = calloc((size_t)d->cond_size * m->block, sizeof(float));
+    float *silence = calloc((size_t)d->cond_size * m->block, sizeof(float));
+    if (!raw || !silence) {
+        free(raw);
+        free(silence);
+        return 0;
+    }
+    free(m->silence);
+    m->silence = silence;
+    m->raw = raw;
+    m->in_size = d->cond_size;
+    m->dsp = d;
+    wavenet_reset(m);
+    return 1;
+}
+
+/* The top-level head on the last array's head output (already times head_scale in `w`'s
+ * caller): returns the last conv's output rows. */
+static const float *post_head(WaveNet *m, const float *y, int n, int nt) {
+    const int B = m->block;
+    const float **src = m->src;
+    float scale = m->head_scale;
+    for (int i = 0; i < m->n_post; i++) {
+        PostConv *P = &m->post[i];
+        make_room(P->buf, P->in, P->length, P->history, &P->pos, nt);
+        float *dst = P->buf + P->pos;
+        for (int r = 0; r < P->in; r++)
+            for (int t = 0; t < nt; t += TILE)
+                vstore(dst + (size_t)r * P->length + t,
+                       activation_p(m->post_act, vload(y + (size_t)r * B + t) * scale, m->post_p, r));
+        for (int r = 0; r < P->in; r++)
+            for (int j = 0; j < P->kernel; j++) src[r * P->kernel + j] = dst + (size_t)r * P->length - (P->kernel - 1 - j);
+        dense(&P->conv, src, NULL, 0, m->post_out, B, nt);
+        P->pos += n;
+        y = m->post_out;
+        scale = 1.0f;
+    }
+    return y;
+}
+
+/* One block of n <= max_block samples into out_rows rows of out (out_stride apart). Work
+ * runs over nt = n rounded up to whole tiles; the extra samples are scratch written past
+ * the end of each history, which the next block overwrites before it is ever read as
+ * history. */
+static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out, int out_stride, int n) {
     const int B = m->block, nt = round_up(n, TILE);
     const float **src = m->src;
-    for (int q = 0; q < m->cond_size; q++) {
-        memcpy(m->cond + (size_t)q * B, in + (size_t)q * in_stride, sizeof(float) * (size_t)n);
-        memset(m->cond + (size_t)q * B + n, 0, sizeof(float) * (size_t)(nt - n));
+    for (int q = 0; q < m->in_size; q++) {
+        memcpy(m->raw + (size_t)q * B, in + (size_t)q * in_stride, sizeof(float) * (size_t)n);
+        memset(m->raw + (size_t)q * B + n, 0, sizeof(float) * (size_t)(nt - n));
+    }
+    if (m->dsp) { /* the condition: the condition_dsp's output for this block */
+        wavenet_block(m->dsp, m->raw, B, m->cond, B, n);
+        for (int q = 0; q < m->cond_size; q++) memset(m->cond + (size_t)q * B + n, 0, sizeof(float) * (size_t)(nt - n));
     }
     for (int a = 0; a < m->n_arrays; a++) {
         Array *A = &m->arrays[a];
         const int ch = A->channels, bn = A->bottleneck, cond = A->cond_size, HL = A->head_length;
-        const float *x_in = a == 0 ? m->cond : m->arrays[a - 1].out;
+        const float *x_in = a == 0 ? m->raw : m->arrays[a - 1].out;
         make_room(A->head_buf, A->head_in, HL, A->head_history, &A->head_pos, nt);
         float *acc = A->head_buf + A->head_pos;
         for (int c = 0; c < A->head_in; c++) {
@@ -883,15 +1004,23 @@ static void wavenet_block(WaveNet *m, const float *in, int in_stride, float *out
         A->head_pos += n;
     }
     const float *y = m->arrays[m->n_arrays - 1].head_out;
-    for (int t = 0; t < n; t++) out[t] = m->head_scale * y[t];
+    const int rows = out_stride ? m->out_rows : 1; /* out_stride 0: the first row only */
+    if (m->n_post) {
+        y = post_head(m, y, n, nt);
+        for (int r = 0; r < rows; r++) memcpy(out + (size_t)r * out_stride, y + (size_t)r * B, sizeof(float) * n);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < n; t++) out[(size_t)r * out_stride + t] = m->head_scale * y[(size_t)r * B + t];
 }
 
-/* in: cond_size planar channels of n samples (channel c at in + c * stride); out: n samples. */
+/* in: the input's planar channels of n samples (channel c at in + c * stride); out: n
+ * samples (the first output row: a model's only one). */
 void wavenet_process(void *handle, const float *in, int stride, float *out, int n) {
     WaveNet *m = (WaveNet *)handle;
     for (int done = 0; done < n; done += m->max_block) {
         int len = n - done < m->max_block ? n - done : m->max_block;
-        wavenet_block(m, in + done, stride, out + done, len);
+        wavenet_block(m, in + done, stride, out + done, 0, len);
     }
 }
 
