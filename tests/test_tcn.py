@@ -4,6 +4,7 @@ training, presets."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from ampnet import kernels
+from ampnet.formats import load_model_file, nam
 from ampnet.formats.runtime import export_onnx, export_torchscript, run_onnx, run_torchscript
 from ampnet.losses import esr
 from ampnet.models import TCN, build_model
@@ -105,6 +108,56 @@ def test_stream_equals_offline_for_any_block_sizes(kind, sizes):
     np.testing.assert_allclose(stream(streamer, x, sizes), offline(model, x), rtol=0, atol=1e-5)
     streamer.reset()
     np.testing.assert_allclose(streamer.process(x), offline(model, x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"kernel_size": [3, 2, 5]},
+        {"dilations": [1]},
+        {"channels": 9, "dilations": [1, 3, 9, 27]},
+    ],
+)
+def test_a_gcn_streams_on_the_wavenet_kernel_like_offline(overrides):
+    """A GCN is a gated WaveNet layer stack in other words (TCN.as_wavenet): it streams on
+    the native WaveNet kernel, equal to its own offline output, trained gains included."""
+    model = tiny("gcn", seed=3, **overrides)
+    with torch.no_grad():
+        for block in model.blocks:
+            if block.gain is not None:
+                block.gain.uniform_(-1.5, 1.5)
+    assert kernels.unsupported(model) is None
+    x = signal(6000)
+    for sizes in ([1], [63], [64], [4096], MIXED_SIZES):
+        streamer = Streamer(model, max_block=512)
+        assert streamer.backend == "native"
+        y = stream(streamer, x[:700] if sizes == [1] else x, sizes)
+        np.testing.assert_allclose(y, offline(model, x)[: len(y)], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(render(model, x), offline(model, x), rtol=0, atol=1e-5)
+
+
+def test_a_gcn_exports_a_nam_that_plays_the_gcn(tmp_path):
+    """The .nam of a GCN (its WaveNet form) read back plays what the GCN itself plays; a TCN
+    is refused with the reason."""
+    model = tiny("gcn", seed=4, dilations=[1, 2, 4, 8])
+    path = tmp_path / "gcn.nam"
+    path.write_text(json.dumps(nam.to_nam(model, 48000)))
+    x = signal(4000)
+    played = render(load_model_file(path).model, x, backend="torch")
+    np.testing.assert_allclose(played, offline(model, x), rtol=0, atol=1e-5)
+    assert nam.unfit_reason(model) is None
+    assert "not a TCN" in nam.unfit_reason(tiny("tcn"))
+
+
+@pytest.mark.parametrize("kind", ["tcn", "gcn_tfilm", "tcn_tfilm"])
+def test_what_the_wavenet_kernel_cannot_say_streams_on_pytorch(kind):
+    model = tiny(kind)
+    assert model.as_wavenet() is None
+    assert tiny("gcn", params=["drive"]).as_wavenet() is None  # the knob FiLM is an MLP
+    if kernels.available():
+        assert "no native kernel for a TCN" in kernels.unsupported(model)
 
 
 @pytest.mark.parametrize("kind", ["gcn", "tcn_tfilm"])

@@ -23,7 +23,7 @@ from ampnet.formats.nam_weights import (
     lstm_weights,
     wavenet_weights,
 )
-from ampnet.models import LSTM, Slimmable, WaveNet
+from ampnet.models import LSTM, Slimmable, WaveNet, wavenet_form
 
 NAM_VERSION = "0.7.0"
 TOP_KEYS = {"layers", "head", "head_scale", "condition_dsp", "in_channels"}
@@ -126,6 +126,7 @@ def unfit_reason(model) -> str | None:
     """Why a ``.nam`` file cannot hold ``model`` (None when it can)."""
     if isinstance(model, Slimmable):  # a container of its members
         return next(filter(None, (unfit_reason(m) for m in model.members)), None)
+    model = wavenet_form(model)  # a GCN is a WaveNet in other words
     if not isinstance(model, WaveNet | LSTM):
         return f"NAM plays WaveNets and LSTMs, not a {type(model).__name__}"
     if model.input_channels > 1:
@@ -136,7 +137,9 @@ def unfit_reason(model) -> str | None:
 
 
 def to_nam(model, sample_rate: int | None, metadata: Mapping | None = None) -> dict:
-    """The ``.nam`` dict of a WaveNet or an LSTM; one clear error for what NAM cannot play."""
+    """The ``.nam`` dict of a WaveNet (or a GCN, written as one) or an LSTM; one clear error
+    for what NAM cannot play."""
+    model = wavenet_form(model)
     if isinstance(model, WaveNet):
         return wavenet_to_nam(model, sample_rate, metadata)
     if isinstance(model, LSTM):

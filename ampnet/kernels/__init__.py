@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
-from ampnet.models import GRU, LSTM, S4D, WaveNet
+from ampnet.models import GRU, LSTM, S4D, WaveNet, wavenet_form
 from ampnet.models.activations import LeakyHardtanh, PReLU, activation_name
 from ampnet.models.knobs import silence
 from ampnet.models.layer_array import FILMS
@@ -409,6 +409,7 @@ def _wavenet_handle(lib: ctypes.CDLL, model: WaveNet, max_block: int):
 
 def unsupported(model) -> str | None:
     """Why the native kernel cannot run ``model`` (None when it can)."""
+    model = wavenet_form(model)
     lib = library()
     if lib is None:
         return "the native kernels are unavailable"
@@ -446,6 +447,7 @@ class NativeModel:
     """
 
     def __init__(self, model: WaveNet | LSTM | GRU | S4D, max_block: int = 4096):
+        model = wavenet_form(model)
         why = unsupported(model)
         if why is not None:
             raise RuntimeError(f"cannot run this {type(model).__name__} natively: {why}")

@@ -34,6 +34,13 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 
+def wavenet_form(model: nn.Module) -> nn.Module:
+    """``model`` itself, or the :class:`WaveNet` it can be written as (a GCN's
+    ``as_wavenet``): what the WaveNet kernel runs and a ``.nam`` holds for it."""
+    twin = getattr(model, "as_wavenet", None)
+    return (twin() or model) if twin is not None else model
+
+
 def build_model(config: Mapping) -> nn.Module:
     """Build a model from ``{"_target_": "ampnet.models.WaveNet", **kwargs}`` (a model config);
     a nested model (a WaveNet's ``condition_dsp``) is built the same way."""
@@ -58,4 +65,5 @@ __all__ = [
     "WaveNet",
     "MODEL_CLASSES",
     "build_model",
+    "wavenet_form",
 ]

@@ -318,6 +318,66 @@ class TCN(nn.Module):
                 first.gain.mul_(gain)
         return model
 
+    @torch.no_grad()
+    def as_wavenet(self):
+        """A :class:`~ampnet.models.WaveNet` that computes what this GCN computes (so it streams
+        on the WaveNet's native kernel), or None where the layer model cannot say it: a TCN
+        (its residual gain), knobs (an MLP FiLM), TFiLM, a zero first residual gain.
+
+        Block l is a gated WaveNet layer: ``tanh(z_f) (1 + tanh(z_g)) = 2 tanh(z_f)
+        sigmoid(2 z_g)``, so the gate's rows are doubled and the 2 moves into the 1x1
+        residual (``2 mix_l``) and the head1x1 (``2 head_l``, the mixer's slice for the
+        block), whose sum is the mixer; its bias is the head's. The re-channel is the first
+        residual gain, and the first convolution reads the one channel where that gain is
+        largest, divided by it (exact up to rounding)."""
+        from .wavenet import WaveNet
+
+        if not self.gated or self.params or self.tfilm_block:
+            return None
+        c, first = self.channels, self.blocks[0]
+        gain = first.gain.reshape(-1) if first.gain is not None else torch.ones(c)
+        lead = int(gain.abs().argmax())
+        if not torch.isfinite(gain).all() or float(gain[lead].abs()) < 1e-6:
+            return None
+        array = {
+            "input_size": 1,
+            "condition_size": 1,
+            "channels": c,
+            "bottleneck": c,
+            "kernel_sizes": list(self.kernel_sizes),
+            "dilations": list(self.dilations),
+            "activation": "Tanh",
+            "gating_mode": "gated",
+            "secondary_activation": "Sigmoid",
+            "head": {"out_channels": 1, "kernel_size": 1, "bias": True},
+            "head1x1": {"active": True, "out_channels": 1, "groups": 1},
+        }
+        twin = WaveNet([array], head_scale=1.0).eval()
+        (wn,) = twin.layer_arrays
+        wn.rechannel.weight.copy_(gain.view(c, 1, 1))
+        for i, (block, layer) in enumerate(zip(self.blocks, wn.layers, strict=True)):
+            k = block.kernel_size
+            weight = block.weight.view(2 * c, block.in_channels, k)
+            if i == 0:  # reads gain * x: one channel of it, divided by its gain
+                weight = torch.zeros(2 * c, c, k).index_copy_(
+                    1, torch.tensor([lead]), weight / gain[lead]
+                )
+            bias = block.bias.reshape(-1).clone()
+            weight = weight.clone()
+            weight[c:] *= 2
+            bias[c:] *= 2
+            layer.conv.weight.copy_(weight)
+            layer.conv.bias.copy_(bias)
+            layer.input_mixer.weight.zero_()
+            mix = block.mix if block.mix is not None else torch.zeros(c, c)
+            layer.layer1x1.weight.copy_(2 * mix.view(c, c, 1))
+            layer.layer1x1.bias.zero_()
+            layer.head1x1.weight.copy_(2 * self.head[:, i * c : (i + 1) * c].view(1, c, 1))
+            layer.head1x1.bias.zero_()
+        wn.head_rechannel.weight.fill_(1.0)
+        wn.head_rechannel.bias.copy_(self.head_bias.reshape(1))
+        return twin
+
     def _run(self, x: torch.Tensor, state: list | None) -> tuple[torch.Tensor, list]:
         """The network over x (batch, 1 + knobs, time). Without a state: valid convolutions,
         every TFiLM from zero on the window's grid; with one (:meth:`initial_state`'s layout)
