@@ -116,7 +116,7 @@ def nam_table(engine: str) -> None:
     print("\n| .nam written by ampnet | size | ESR (engine vs ampnet) | max abs |")
     print("|---|---|---|---|")
     for name in ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "pedalnet",
-                 "lstm_nam", "a2", "a2_lite", "gcn"]:  # fmt: skip
+                 "lstm_nam", "a2", "a2_lite", "gcn", "tcn"]:  # fmt: skip
         model = preset(name)
         path = write(WORK / "m.nam", nam.to_nam(model, RATE))
         esr, mx = diff(play([engine, "render", str(path)], x), render(model, x))

@@ -110,24 +110,28 @@ def test_stream_equals_offline_for_any_block_sizes(kind, sizes):
     np.testing.assert_allclose(streamer.process(x), offline(model, x), rtol=0, atol=1e-5)
 
 
+SHAPES = [
+    {},
+    {"kernel_size": [3, 2, 5]},
+    {"dilations": [1]},
+    {"channels": 9, "dilations": [1, 3, 9, 27]},
+]
+PRELU = {"activation": {"type": "PReLU", "negative_slope": 0.2}}  # the TCN's own activation
+
+
 @pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
 @pytest.mark.parametrize(
-    "overrides",
-    [
-        {},
-        {"kernel_size": [3, 2, 5]},
-        {"dilations": [1]},
-        {"channels": 9, "dilations": [1, 3, 9, 27]},
-    ],
+    "kind, overrides", [(k, o) for k in ("gcn", "tcn") for o in SHAPES] + [("tcn", PRELU)]
 )
-def test_a_gcn_streams_on_the_wavenet_kernel_like_offline(overrides):
-    """A GCN is a gated WaveNet layer stack in other words (TCN.as_wavenet): it streams on
-    the native WaveNet kernel, equal to its own offline output, trained gains included."""
-    model = tiny("gcn", seed=3, **overrides)
+def test_gcns_and_tcns_stream_on_the_wavenet_kernel_like_offline(kind, overrides):
+    """A GCN or a TCN is a WaveNet layer stack in other words (TCN.as_wavenet): it streams
+    on the native WaveNet kernel, equal to its own offline output, trained gains included."""
+    model = tiny(kind, seed=3, **overrides)
     with torch.no_grad():
         for block in model.blocks:
-            if block.gain is not None:
-                block.gain.uniform_(-1.5, 1.5)
+            if block.gain is not None:  # both signs, away from zero
+                sign = torch.randint(0, 2, block.gain.shape) * 2 - 1
+                block.gain.uniform_(0.2, 1.5).mul_(sign)
     assert kernels.unsupported(model) is None
     x = signal(6000)
     for sizes in ([1], [63], [64], [4096], MIXED_SIZES):
@@ -138,24 +142,31 @@ def test_a_gcn_streams_on_the_wavenet_kernel_like_offline(overrides):
     np.testing.assert_allclose(render(model, x), offline(model, x), rtol=0, atol=1e-5)
 
 
-def test_a_gcn_exports_a_nam_that_plays_the_gcn(tmp_path):
-    """The .nam of a GCN (its WaveNet form) read back plays what the GCN itself plays; a TCN
-    is refused with the reason."""
-    model = tiny("gcn", seed=4, dilations=[1, 2, 4, 8])
-    path = tmp_path / "gcn.nam"
+@pytest.mark.parametrize("kind", ["gcn", "tcn"])
+def test_gcns_and_tcns_export_a_nam_that_plays_them(kind, tmp_path):
+    """The .nam of a GCN or a TCN (its WaveNet form) read back plays what the network itself
+    plays; one with TFiLM is refused with the reason."""
+    model = tiny(kind, seed=4, dilations=[1, 2, 4, 8])
+    path = tmp_path / "m.nam"
     path.write_text(json.dumps(nam.to_nam(model, 48000)))
     x = signal(4000)
     played = render(load_model_file(path).model, x, backend="torch")
     np.testing.assert_allclose(played, offline(model, x), rtol=0, atol=1e-5)
     assert nam.unfit_reason(model) is None
-    assert "not a TCN" in nam.unfit_reason(tiny("tcn"))
+    assert "not a TCN" in nam.unfit_reason(tiny(f"{kind}_tfilm"))
 
 
-@pytest.mark.parametrize("kind", ["tcn", "gcn_tfilm", "tcn_tfilm"])
+@pytest.mark.parametrize("kind", ["gcn_tfilm", "tcn_tfilm", "gcn knobs", "tcn zero gain"])
 def test_what_the_wavenet_kernel_cannot_say_streams_on_pytorch(kind):
-    model = tiny(kind)
+    if kind == "gcn knobs":
+        model = tiny("gcn", params=["drive"])  # the knob FiLM is an MLP
+    elif kind == "tcn zero gain":  # a stream kept over 1 / gain would not be exact
+        model = tiny("tcn")
+        with torch.no_grad():
+            model.blocks[1].gain[2] = 0.0
+    else:
+        model = tiny(kind)
     assert model.as_wavenet() is None
-    assert tiny("gcn", params=["drive"]).as_wavenet() is None  # the knob FiLM is an MLP
     if kernels.available():
         assert "no native kernel for a TCN" in kernels.unsupported(model)
 

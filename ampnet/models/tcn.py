@@ -320,20 +320,22 @@ class TCN(nn.Module):
 
     @torch.no_grad()
     def as_wavenet(self):
-        """A :class:`~ampnet.models.WaveNet` that computes what this GCN computes (so it streams
-        on the WaveNet's native kernel), or None where the layer model cannot say it: a TCN
-        (its residual gain), knobs (an MLP FiLM), TFiLM, a zero first residual gain.
+        """A :class:`~ampnet.models.WaveNet` that computes what this network computes (so it
+        streams on the WaveNet's native kernel and fits a ``.nam``), or None where the layer
+        model cannot say it: knobs (an MLP FiLM), TFiLM, residual gains near zero.
 
-        Block l is a gated WaveNet layer: ``tanh(z_f) (1 + tanh(z_g)) = 2 tanh(z_f)
+        GCN block l is a gated WaveNet layer: ``tanh(z_f) (1 + tanh(z_g)) = 2 tanh(z_f)
         sigmoid(2 z_g)``, so the gate's rows are doubled and the 2 moves into the 1x1
         residual (``2 mix_l``) and the head1x1 (``2 head_l``, the mixer's slice for the
         block), whose sum is the mixer; its bias is the head's. The re-channel is the first
         residual gain, and the first convolution reads the one channel where that gain is
-        largest, divided by it (exact up to rounding)."""
+        largest, divided by it (exact up to rounding). For the TCN see :meth:`_tcn_as_wavenet`."""
         from .wavenet import WaveNet
 
-        if not self.gated or self.params or self.tfilm_block:
+        if self.params or self.tfilm_block:
             return None
+        if not self.gated:
+            return self._tcn_as_wavenet(WaveNet)
         c, first = self.channels, self.blocks[0]
         gain = first.gain.reshape(-1) if first.gain is not None else torch.ones(c)
         lead = int(gain.abs().argmax())
@@ -373,6 +375,73 @@ class TCN(nn.Module):
             layer.layer1x1.weight.copy_(2 * mix.view(c, c, 1))
             layer.layer1x1.bias.zero_()
             layer.head1x1.weight.copy_(2 * self.head[:, i * c : (i + 1) * c].view(1, c, 1))
+            layer.head1x1.bias.zero_()
+        wn.head_rechannel.weight.fill_(1.0)
+        wn.head_rechannel.bias.copy_(self.head_bias.reshape(1))
+        return twin
+
+    def _tcn_as_wavenet(self, wavenet_class):
+        """The TCN as a WaveNet (:meth:`as_wavenet`). With ``G_l`` block l's residual gain,
+        ``x_{l+1} = a_l + G_l x_l`` unrolls to ``x_L = sum_l P_l a_l + P x_0`` (``P_l`` the
+        product of the later gains), so the output ``w . x_L + b`` is a head1x1 of ``w P_l``
+        on every block plus ``kappa x_0``, which a first layer of width 1 adds: its input
+        mixer reads the audio, a LeakyReLU of slope 1 passes it on. The residual stream is
+        kept as ``x_l = D_l x'_l`` (``D_l`` the gains of blocks 1 .. l-1, so the layer1x1 is
+        ``1 / D_{l+1}`` and each convolution's weights take ``D_l``); None when a gain is
+        within 1e-3 of zero."""
+        c, n = self.channels, len(self.blocks)
+        gains = [b.gain.reshape(-1) for b in self.blocks]
+        if any(not torch.isfinite(g).all() or float(g.abs().min()) < 1e-3 for g in gains):
+            return None
+        w = self.head.reshape(-1)
+        spec = activation_spec(self.activation)
+        identity = {"type": "LeakyReLU", "negative_slope": 1.0}
+        array = {
+            "input_size": 1,
+            "condition_size": 1,
+            "channels": c,
+            "bottleneck": c,
+            "kernel_sizes": [1, *self.kernel_sizes],
+            "dilations": [1, *self.dilations],
+            "activation": [identity] + [spec] * n,
+            "gating_mode": "none",
+            "head": {"out_channels": 1, "kernel_size": 1, "bias": True},
+            "head1x1": {"active": True, "out_channels": 1, "groups": 1},
+        }
+        twin = wavenet_class([array], head_scale=1.0).eval()
+        (wn,) = twin.layer_arrays
+        lead = int(gains[0].abs().argmax())
+        wn.rechannel.weight.copy_(gains[0].view(c, 1, 1))
+        later = [torch.ones(c) for _ in range(n)]  # P_l: the gains of blocks l+1 .. n-1
+        for i in range(n - 2, -1, -1):
+            later[i] = later[i + 1] * gains[i + 1]
+        kappa = float((w * later[0] * gains[0]).sum())
+        first = wn.layers[0]  # kappa * x_0 into the head, nothing into the stream
+        for tensor in (first.conv.weight, first.conv.bias, first.layer1x1.weight):
+            tensor.zero_()
+        first.layer1x1.bias.zero_()
+        first.input_mixer.weight[0, 0, 0] = kappa
+        first.head1x1.weight.zero_()
+        first.head1x1.weight[0, 0, 0] = 1.0
+        first.head1x1.bias.zero_()
+        scale = torch.ones(c)  # D_l
+        for i, (block, layer) in enumerate(zip(self.blocks, wn.layers[1:], strict=True)):
+            k = block.kernel_size
+            weight = block.weight.view(c, block.in_channels, k)
+            if i == 0:
+                weight = torch.zeros(c, c, k).index_copy_(
+                    1, torch.tensor([lead]), weight / gains[0][lead]
+                )
+            else:
+                weight = weight * scale.view(1, c, 1)
+            layer.conv.weight.copy_(weight)
+            layer.conv.bias.copy_(block.bias.reshape(-1))
+            layer.input_mixer.weight.zero_()
+            after = torch.ones(c) if i == 0 else scale * gains[i]  # D_{i+1} = G_i D_i; D_1 = I
+            layer.layer1x1.weight.copy_(torch.diag(1.0 / after).view(c, c, 1))
+            layer.layer1x1.bias.zero_()
+            scale = after
+            layer.head1x1.weight.copy_((w * later[i]).view(1, c, 1))
             layer.head1x1.bias.zero_()
         wn.head_rechannel.weight.fill_(1.0)
         wn.head_rechannel.bias.copy_(self.head_bias.reshape(1))
