@@ -378,8 +378,6 @@ def _kernel_gap(model: WaveNet) -> str | None:
     dsp = model.condition_dsp
     if dsp is not None and not isinstance(dsp, WaveNet):
         return f"a {type(dsp).__name__} condition_dsp"
-    if model.post_head is not None and any(c.dilation[0] != 1 for c in model.post_head.convs):
-        return "a dilated top-level head"
     return _kernel_gap(dsp) if dsp is not None else None
 
 
