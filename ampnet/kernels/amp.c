@@ -6,9 +6,14 @@
  * buffer is sized for max_block samples up front, so the per-block path is
  * real-time safe.
  *
- * WaveNet weights use NAM's flat order (classic schema): per layer array the
- * re-channel, then per layer the dilated conv (weight, bias), the input mixer and
- * the 1x1 (weight, bias), then the head re-channel (weight[, bias]); head_scale last.
+ * WaveNet weights use NAM's flat order (0.7 schema; the classic one is part of it): per
+ * layer array the re-channel, then per layer the dilated conv (weight, bias), the input
+ * mixer, the layer1x1 and head1x1 (weight, bias) when active and each active FiLM, then
+ * the head re-channel (weight[, bias]); the top-level head's convolutions; head_scale
+ * last. Grouped convolutions are expanded to dense ones at load. The plain A1/A2 layer
+ * runs fused (conv and mixer in one product, A2-Lite's small layers in registers); a
+ * layer with any 0.6/0.7 feature (blended gates, FiLM, head1x1, per-layer or parametric
+ * activations...) runs rich_layer, one pass per step in WaveNetLayer.forward's order.
  * Each dilated conv keeps its input history in a linear buffer that is rewound
  * (its last `history` samples copied to the front) only when the write position
  * reaches the end, so a block costs only its own samples.
