@@ -99,6 +99,17 @@ def test_stream_and_render_equal_offline(sizes, backend):
     np.testing.assert_allclose(render(model, x, backend=backend), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("hidden, state, layers", [(20, 6, 3), (16, 2, 1), (33, 10, 2)])
+def test_widths_across_vectors_stream_like_offline(hidden, state, layers, backend):
+    """Channel counts that fill a vector exactly, spill into a padded one, or several; an
+    odd number of modes: the kernel pads the channels and sums modes in pairs."""
+    model = tiny(5, hidden_size=hidden, state_size=state, num_layers=layers)
+    x = signal(3000, seed=2)
+    streamer = Streamer(model, max_block=512, backend=backend)
+    np.testing.assert_allclose(stream(streamer, x, MIXED), offline(model, x), rtol=0, atol=1e-5)
+
+
 def test_state_after_silence_is_a_fixed_point_and_where_silence_leads():
     model = tiny(2, params=["drive"])
     knobs = torch.tensor([[0.7]])

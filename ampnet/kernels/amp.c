@@ -1468,19 +1468,30 @@ void gru_process(void *handle, const float *in, int stride, float *out, int n) {
  *   out = w . u + b (+ the audio with the input skip).
  * The states and the SSM's coefficients are double: a slow mode's Abar is within 1e-4 of 1,
  * and a float recurrence drifts from the exact convolution the model trains with. Modes
- * are stored mode-major (m, h), so every update runs across the channels in whole vectors.
- * The pointwise maps are float, as PyTorch runs them, their weights transposed (input
- * major) for the same reason. */
+ * are stored mode-major (m, h), so every update runs across the channels in whole vectors;
+ * the channels are padded with zeros to whole float vectors (Hp), so no loop has a tail, and
+ * each vector of channels sums its modes (and each output vector of the mix its inputs) in
+ * registers, not through memory. The pointwise maps are float, as PyTorch runs them, their
+ * weights transposed (input major) for the same reason. */
+typedef double dvec __attribute__((vector_size(TILE * sizeof(float))));
+#define DLANES (TILE / 2)
+INLINE dvec dload(const double *p) {
+    dvec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+INLINE void dstore(double *p, dvec v) { memcpy(p, &v, sizeof v); }
+
 typedef struct {
-    int input_size, hidden, modes, n_layers, skip;
-    float *inp_t, *inp_b;   /* I x H (transposed), H */
-    double *coef;           /* per layer: Abar re, im, Bbar re, im, C2 re, im (each M x H), D (H) */
-    float *mix_t, *mix_b;   /* per layer H x H (transposed), H */
-    float *out_w;           /* H */
+    int input_size, hidden, padded, modes, n_layers, skip;
+    float *inp_t, *inp_b;   /* I x Hp (transposed), Hp */
+    double *coef;           /* per layer: Abar re, im, Bbar re, im, C2 re, im (each M x Hp), D (Hp) */
+    float *mix_t, *mix_b;   /* per layer H x Hp (transposed), Hp */
+    float *out_w;           /* Hp */
     float out_b;
-    double *s0, *s;         /* per layer: re (M x H), then im (M x H) */
-    double *acc, *ud;       /* H each */
-    float *u, *y;           /* H each */
+    double *s0, *s;         /* per layer: re (M x Hp), then im (M x Hp) */
+    double *ud;             /* Hp */
+    float *u, *y;           /* Hp each */
 } S4d;
 
 void s4d_destroy(void *handle) {
@@ -1494,7 +1505,6 @@ void s4d_destroy(void *handle) {
     free(m->out_w);
     free(m->s0);
     free(m->s);
-    free(m->acc);
     free(m->ud);
     free(m->u);
     free(m->y);
@@ -1503,17 +1513,17 @@ void s4d_destroy(void *handle) {
 
 void s4d_reset(void *handle) {
     S4d *m = (S4d *)handle;
-    memcpy(m->s, m->s0, sizeof(double) * 2 * (size_t)m->n_layers * m->modes * m->hidden);
+    memcpy(m->s, m->s0, sizeof(double) * 2 * (size_t)m->n_layers * m->modes * m->padded);
 }
 
 /* Start from these states from now on (per layer H x 2M, the real parts then the imaginary
  * parts of each channel's modes, as S4D.initial_state gives them): the state after silence
  * with the knobs held somewhere, computed by the caller. */
 static void s4d_start_layer(S4d *m, int l, const double *state) {
-    const int H = m->hidden, M = m->modes;
-    double *s0 = m->s0 + (size_t)l * 2 * M * H;
+    const int H = m->hidden, Hp = m->padded, M = m->modes;
+    double *s0 = m->s0 + (size_t)l * 2 * M * Hp;
     for (int h = 0; h < H; h++)
-        for (int k = 0; k < 2 * M; k++) s0[(size_t)k * H + h] = state[(size_t)h * 2 * M + k];
+        for (int k = 0; k < 2 * M; k++) s0[(size_t)k * Hp + h] = state[(size_t)h * 2 * M + k];
 }
 
 void s4d_set_start(void *handle, const double *state) {
@@ -1530,51 +1540,51 @@ void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, 
     if (input_size < 1 || hidden < 1 || modes < 1 || n_layers < 1) return NULL;
     S4d *m = calloc(1, sizeof *m);
     if (!m) return NULL;
-    const int I = input_size, H = hidden, M = modes, L = n_layers;
+    const int I = input_size, H = hidden, Hp = (hidden + TILE - 1) / TILE * TILE, M = modes, L = n_layers;
     m->input_size = I;
     m->hidden = H;
+    m->padded = Hp;
     m->modes = M;
     m->n_layers = L;
     m->skip = skip;
     const long per_layer = 6L * H * M + H + (long)H * H + H + 2L * H * M;
     const long need = (long)H * I + H + L * per_layer + H + 1;
-    m->inp_t = calloc((size_t)I * H, sizeof(float));
-    m->inp_b = calloc((size_t)H, sizeof(float));
-    m->coef = calloc((size_t)L * (6 * M + 1) * H, sizeof(double));
-    m->mix_t = calloc((size_t)L * H * H, sizeof(float));
-    m->mix_b = calloc((size_t)L * H, sizeof(float));
-    m->out_w = calloc((size_t)H, sizeof(float));
-    m->s0 = calloc((size_t)L * 2 * M * H, sizeof(double));
-    m->s = calloc((size_t)L * 2 * M * H, sizeof(double));
-    m->acc = calloc((size_t)H, sizeof(double));
-    m->ud = calloc((size_t)H, sizeof(double));
-    m->u = calloc((size_t)H, sizeof(float));
-    m->y = calloc((size_t)H, sizeof(float));
+    m->inp_t = calloc((size_t)I * Hp, sizeof(float));
+    m->inp_b = calloc((size_t)Hp, sizeof(float));
+    m->coef = calloc((size_t)L * (6 * M + 1) * Hp, sizeof(double));
+    m->mix_t = calloc((size_t)L * H * Hp, sizeof(float));
+    m->mix_b = calloc((size_t)L * Hp, sizeof(float));
+    m->out_w = calloc((size_t)Hp, sizeof(float));
+    m->s0 = calloc((size_t)L * 2 * M * Hp, sizeof(double));
+    m->s = calloc((size_t)L * 2 * M * Hp, sizeof(double));
+    m->ud = calloc((size_t)Hp, sizeof(double));
+    m->u = calloc((size_t)Hp, sizeof(float));
+    m->y = calloc((size_t)Hp, sizeof(float));
     if (n_weights != need || !m->inp_t || !m->inp_b || !m->coef || !m->mix_t || !m->mix_b || !m->out_w ||
-        !m->s0 || !m->s || !m->acc || !m->ud || !m->u || !m->y) {
+        !m->s0 || !m->s || !m->ud || !m->u || !m->y) {
         s4d_destroy(m);
         return NULL;
     }
     long w = 0;
     for (int h = 0; h < H; h++)
-        for (int i = 0; i < I; i++) m->inp_t[(size_t)i * H + h] = (float)weights[w + (long)h * I + i];
+        for (int i = 0; i < I; i++) m->inp_t[(size_t)i * Hp + h] = (float)weights[w + (long)h * I + i];
     w += (long)H * I;
     for (int h = 0; h < H; h++) m->inp_b[h] = (float)weights[w + h];
     w += H;
     for (int l = 0; l < L; l++) {
-        double *coef = m->coef + (size_t)l * (6 * M + 1) * H;
+        double *coef = m->coef + (size_t)l * (6 * M + 1) * Hp;
         for (int part = 0; part < 6; part++) {
             for (int h = 0; h < H; h++)
-                for (int k = 0; k < M; k++) coef[((size_t)part * M + k) * H + h] = weights[w + (long)h * M + k];
+                for (int k = 0; k < M; k++) coef[((size_t)part * M + k) * Hp + h] = weights[w + (long)h * M + k];
             w += (long)H * M;
         }
-        for (int h = 0; h < H; h++) coef[(size_t)6 * M * H + h] = weights[w + h];
+        for (int h = 0; h < H; h++) coef[(size_t)6 * M * Hp + h] = weights[w + h];
         w += H;
-        float *mix = m->mix_t + (size_t)l * H * H;
+        float *mix = m->mix_t + (size_t)l * H * Hp;
         for (int h = 0; h < H; h++)
-            for (int j = 0; j < H; j++) mix[(size_t)j * H + h] = (float)weights[w + (long)h * H + j];
+            for (int j = 0; j < H; j++) mix[(size_t)j * Hp + h] = (float)weights[w + (long)h * H + j];
         w += (long)H * H;
-        for (int h = 0; h < H; h++) m->mix_b[(size_t)l * H + h] = (float)weights[w + h];
+        for (int h = 0; h < H; h++) m->mix_b[(size_t)l * Hp + h] = (float)weights[w + h];
         w += H;
         s4d_start_layer(m, l, weights + w);
         w += 2L * H * M;
@@ -1585,62 +1595,70 @@ void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, 
     return m;
 }
 
-/* One mode of every channel: s = Abar s + Bbar u, acc += Re(C2 s), across the channels. */
-/* GCC vectorizes with 256-bit registers on AVX-512 unless told: the recurrence, all double,
- * gains from 8 lanes */
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
-#define WIDE __attribute__((target("prefer-vector-width=512")))
-#else
-#define WIDE
-#endif
-WIDE static inline void s4d_modes(int H, const double *restrict ar, const double *restrict ai, const double *restrict br,
-                             const double *restrict bi, const double *restrict cr, const double *restrict ci,
-                             double *restrict sr, double *restrict si, const double *restrict u,
-                             double *restrict acc) {
-    for (int h = 0; h < H; h++) {
-        const double nr = ar[h] * sr[h] - ai[h] * si[h] + br[h] * u[h];
-        const double ni = ar[h] * si[h] + ai[h] * sr[h] + bi[h] * u[h];
-        sr[h] = nr;
-        si[h] = ni;
-        acc[h] += cr[h] * nr - ci[h] * ni;
+/* One block's SSM for DLANES channels from h: every mode's s = Abar s + Bbar u, and
+ * y = D u + sum of Re(C2 s), summed in two registers (even and odd modes) so the adds
+ * need not wait on each other. */
+INLINE void s4d_channels(int M, int Hp, const double *restrict coef, double *restrict re, double *restrict im,
+                         const double *restrict ud, float *restrict y, int h) {
+    const size_t mh = (size_t)M * Hp;
+    const dvec u = dload(ud + h);
+    dvec even = dload(coef + 6 * mh + h) * u, odd = (dvec){0};
+    for (int k = 0; k < M; k++) {
+        const size_t o = (size_t)k * Hp + h;
+        const dvec ar = dload(coef + o), ai = dload(coef + mh + o);
+        const dvec sr = dload(re + o), si = dload(im + o);
+        const dvec nr = ar * sr - ai * si + dload(coef + 2 * mh + o) * u;
+        const dvec ni = ar * si + ai * sr + dload(coef + 3 * mh + o) * u;
+        dstore(re + o, nr);
+        dstore(im + o, ni);
+        const dvec c = dload(coef + 4 * mh + o) * nr - dload(coef + 5 * mh + o) * ni;
+        if (k & 1)
+            odd += c;
+        else
+            even += c;
     }
+    even += odd;
+    for (int i = 0; i < DLANES; i++) y[h + i] = (float)even[i];
+}
+
+/* u += Mix y + b for TILE output channels from h, the inputs in four running sums. */
+INLINE void s4d_mix(int H, int Hp, const float *restrict mix, const float *restrict b, const float *restrict y,
+                    float *restrict u, int h) {
+    vec a0 = vload(u + h) + vload(b + h), a1 = {0}, a2 = {0}, a3 = {0};
+    int j = 0;
+    for (; j + 4 <= H; j += 4) {
+        a0 += vload(mix + (size_t)j * Hp + h) * y[j];
+        a1 += vload(mix + (size_t)(j + 1) * Hp + h) * y[j + 1];
+        a2 += vload(mix + (size_t)(j + 2) * Hp + h) * y[j + 2];
+        a3 += vload(mix + (size_t)(j + 3) * Hp + h) * y[j + 3];
+    }
+    for (; j < H; j++) a0 += vload(mix + (size_t)j * Hp + h) * y[j];
+    vstore(u + h, (a0 + a1) + (a2 + a3));
 }
 
 /* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
-WIDE void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
+void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
     S4d *m = (S4d *)handle;
-    const int I = m->input_size, H = m->hidden, M = m->modes;
+    const int I = m->input_size, H = m->hidden, Hp = m->padded, M = m->modes;
     float *restrict u = m->u, *restrict y = m->y;
-    double *restrict acc = m->acc, *restrict ud = m->ud;
+    double *restrict ud = m->ud;
     for (int t = 0; t < n; t++) {
-        for (int h = 0; h < H; h++) u[h] = m->inp_b[h];
+        for (int h = 0; h < Hp; h++) u[h] = m->inp_b[h];
         for (int i = 0; i < I; i++) {
-            const float xi = in[(size_t)i * stride + t], *restrict col = m->inp_t + (size_t)i * H;
-            for (int h = 0; h < H; h++) u[h] += col[h] * xi;
+            const float xi = in[(size_t)i * stride + t], *restrict col = m->inp_t + (size_t)i * Hp;
+            for (int h = 0; h < Hp; h++) u[h] += col[h] * xi;
         }
         for (int l = 0; l < m->n_layers; l++) {
-            const double *restrict coef = m->coef + (size_t)l * (6 * M + 1) * H;
-            const double *restrict d = coef + (size_t)6 * M * H;
-            double *restrict re = m->s + (size_t)l * 2 * M * H, *restrict im = re + (size_t)M * H;
-            for (int h = 0; h < H; h++) {
-                ud[h] = (double)u[h];
-                acc[h] = d[h] * ud[h];
-            }
-            for (int k = 0; k < M; k++) {
-                const size_t o = (size_t)k * H, mh = (size_t)M * H;
-                s4d_modes(H, coef + o, coef + mh + o, coef + 2 * mh + o, coef + 3 * mh + o, coef + 4 * mh + o,
-                          coef + 5 * mh + o, re + o, im + o, ud, acc);
-            }
-            for (int h = 0; h < H; h++) y[h] = tanhf((float)acc[h]);
-            const float *restrict mix = m->mix_t + (size_t)l * H * H, *restrict b = m->mix_b + (size_t)l * H;
-            for (int h = 0; h < H; h++) u[h] += b[h];
-            for (int j = 0; j < H; j++) {
-                const float yj = y[j], *restrict col = mix + (size_t)j * H;
-                for (int h = 0; h < H; h++) u[h] += col[h] * yj;
-            }
+            const double *restrict coef = m->coef + (size_t)l * (6 * M + 1) * Hp;
+            double *restrict re = m->s + (size_t)l * 2 * M * Hp, *restrict im = re + (size_t)M * Hp;
+            for (int h = 0; h < Hp; h++) ud[h] = (double)u[h];
+            for (int h = 0; h < Hp; h += DLANES) s4d_channels(M, Hp, coef, re, im, ud, y, h);
+            for (int h = 0; h < Hp; h += TILE) vstore(y + h, vtanh(vload(y + h))); /* the pad stays 0 */
+            const float *restrict mix = m->mix_t + (size_t)l * H * Hp, *restrict b = m->mix_b + (size_t)l * Hp;
+            for (int h = 0; h < Hp; h += TILE) s4d_mix(H, Hp, mix, b, y, u, h);
         }
         float o = m->out_b;
-        for (int h = 0; h < H; h++) o += m->out_w[h] * u[h];
+        for (int h = 0; h < Hp; h++) o += m->out_w[h] * u[h];
         out[t] = m->skip ? o + in[t] : o;
     }
 }
