@@ -18,7 +18,7 @@ from ampnet.stream import Streamer, render
 
 from .conftest import run_module, synth_pair, write_checkpoint
 from .test_configs import compose_train
-from .test_stream import offline, signal, stream
+from .test_stream import BACKENDS, offline, signal, stream
 
 PRE = [
     {"type": "low_shelf", "freq": 120.0, "q": 0.7, "gain_db": 6.0},
@@ -70,20 +70,61 @@ def test_silence_gives_silence():
         assert model(x, pad_start=True).abs().max() == 0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sizes", [[1], [63], [64], [4096], [1, 7, 64, 300, 2, 4096, 33]])
-def test_stream_equals_offline_for_any_block_sizes(sizes):
+def test_stream_equals_offline_for_any_block_sizes(sizes, backend):
     model = shaped(cab_taps=128)
     x = signal(6000 if sizes != [1] else 1500)
-    streamer = Streamer(model, max_block=512, backend="torch")
+    streamer = Streamer(model, max_block=512, backend=backend)
+    assert streamer.backend == backend
     np.testing.assert_allclose(stream(streamer, x, sizes), offline(model, x), rtol=0, atol=1e-5)
 
 
-def test_render_equals_offline():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_render_equals_offline(backend):
     model = shaped(cab_taps=128)
     x = signal(20000)
     np.testing.assert_allclose(
-        render(model, x, chunk=3000, backend="torch"), offline(model, x), rtol=0, atol=1e-5
+        render(model, x, chunk=3000, backend=backend), offline(model, x), rtol=0, atol=1e-5
     )
+
+
+@pytest.mark.skipif("native" not in BACKENDS, reason="the native kernels cannot be built here")
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"eq_taps": 100},  # taps that are no whole number of vectors
+        {"eq_taps": 78, "cab_taps": 37, "hidden": 5},
+        {"eq_taps": 64, "nonlinearity": "rational", "degrees": [3, 2]},
+        {"nonlinearity": "rational", "degrees": [6, 5], "cab_taps": 20},
+    ],
+)
+def test_the_native_kernel_plays_every_curve_and_length_like_offline(settings):
+    """The MLP and the rational curve, FIRs of any length, with and without a cabinet, a
+    model whose curve and gains are away from their start; silence inside stays silence."""
+    model = shaped(**settings)
+    with torch.no_grad():
+        for p in model.curve.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+        model.output_gain.fill_(-1.7)
+    x = signal(5000)
+    x[2000:3500] = 0.0
+    streamer = Streamer(model, max_block=512, backend="native")
+    got, want = stream(streamer, x, [1, 7, 64, 300, 2, 4096, 33]), offline(model, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert np.abs(want).max() > 0.05
+    quiet = slice(2000 + model.receptive_field, 3500)
+    assert not got[quiet].any(), "silence in gave something out"
+    streamer.reset()
+    np.testing.assert_allclose(stream(streamer, x, [64]), want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif("native" not in BACKENDS, reason="the native kernels cannot be built here")
+def test_knobs_stay_on_pytorch_with_the_reason():
+    model = shaped(params=["drive"])
+    assert Streamer(model, params={"drive": 0.5}).backend == "torch"
+    with pytest.raises(RuntimeError, match="gray-box knobs"):
+        Streamer(model, params={"drive": 0.5}, backend="native")
 
 
 def test_moving_knobs_stream_exactly():

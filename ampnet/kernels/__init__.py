@@ -1,4 +1,4 @@
-"""Native block kernels for WaveNet, LSTM, GRU and S4D inference, compiled on first use.
+"""Native block kernels for WaveNet, LSTM, GRU, S4D and gray-box inference, compiled on first use.
 
 ``amp.c`` is built with the machine's C compiler (``cc -O3 -march=native``) into a
 cache folder keyed by the source, the compiler and its version, the flags and the
@@ -35,8 +35,9 @@ import torch
 from torch import nn
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
-from ampnet.models import GRU, LSTM, S4D, WaveNet, wavenet_form
+from ampnet.models import GRU, LSTM, S4D, GrayBox, WaveNet, wavenet_form
 from ampnet.models.activations import LeakyHardtanh, PReLU, activation_name
+from ampnet.models.graybox import MLPCurve
 from ampnet.models.knobs import silence
 from ampnet.models.layer_array import FILMS
 
@@ -68,7 +69,13 @@ _float_p = ctypes.POINTER(ctypes.c_float)
 _double_p = ctypes.POINTER(ctypes.c_double)
 _int_p = ctypes.POINTER(ctypes.c_int)
 _addr = ctypes.c_void_p  # blocks are passed as raw addresses: no ctypes objects per call
-KINDS = ("wavenet", "lstm", "gru", "s4d")  # the kernel's own numbering (process_of in amp.c)
+KINDS = (
+    "wavenet",
+    "lstm",
+    "gru",
+    "s4d",
+    "graybox",
+)  # the kernel's own numbering (process_of in amp.c)
 
 
 def cache_dir() -> Path:
@@ -178,6 +185,8 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.s4d_create.restype = ctypes.c_void_p
         lib.s4d_create.argtypes = [ctypes.c_int] * 5 + [_double_p, ctypes.c_long]
         lib.s4d_set_start.argtypes = [ctypes.c_void_p, _double_p]
+        lib.graybox_create.restype = ctypes.c_void_p
+        lib.graybox_create.argtypes = [_int_p] + [ctypes.c_int] * 3 + [_float_p, ctypes.c_long]
         lib.gru_forward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 6
         lib.gru_forward.restype = None
         lib.gru_backward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 8
@@ -319,6 +328,28 @@ def s4d_weights(model: S4D) -> np.ndarray:
     return torch.cat([p.detach().double().reshape(-1) for p in parts]).numpy()
 
 
+@torch.no_grad()
+def graybox_weights(model: GrayBox) -> tuple[list[int], int, int, int, np.ndarray]:
+    """What ``graybox_create`` takes for a gray box without knobs: the FIR lengths (pre,
+    post, cabinet or 0), the curve (0: MLP, 1: rational), its size (hidden units, or the
+    numerator's degree), the denominator's degree, and the float32 weights: each FIR's taps
+    as conv1d holds them (the gains folded in), the curve's parameters, then f(0)."""
+    pre, post, cab, f0 = model._taps()
+    firs = [pre[0, 0], post[0, 0]] + ([cab[0, 0]] if cab is not None else [])
+    curve = model.curve
+    if isinstance(curve, MLPCurve):
+        first, second, third = (m for m in curve.net if isinstance(m, nn.Linear))
+        parts = [first.weight[:, 0], first.bias, second.weight, second.bias, third.weight[0]]
+        parts.append(third.bias)
+        kind, size, den = 0, first.out_features, 0
+    else:
+        parts = [curve.numerator, curve.denominator]
+        kind, size, den = 1, len(curve.numerator) - 1, len(curve.denominator)
+    taps = [len(f) for f in firs] + ([0] if cab is None else [])
+    flat = torch.cat([t.detach().float().reshape(-1) for t in [*firs, *parts, f0.reshape(1)]])
+    return taps, kind, size, den, flat.numpy()
+
+
 ACT_PARAMS = 4  # amp.c: parameters of an activation before its per-channel ones
 
 
@@ -433,6 +464,8 @@ def unsupported(model) -> str | None:
         return None
     if type(model) in (LSTM, GRU, S4D):
         return None
+    if isinstance(model, GrayBox):
+        return "the native kernel runs no gray-box knobs yet" if model.params else None
     return f"there is no native kernel for a {type(model).__name__} yet"
 
 
@@ -444,7 +477,7 @@ class NativeModel:
     until :meth:`reset`.
     """
 
-    def __init__(self, model: WaveNet | LSTM | GRU | S4D, max_block: int = 4096):
+    def __init__(self, model: WaveNet | LSTM | GRU | S4D | GrayBox, max_block: int = 4096):
         model = wavenet_form(model)
         why = unsupported(model)
         if why is not None:
@@ -463,6 +496,17 @@ class NativeModel:
                 model.num_layers,
                 int(model.input_skip),
                 _ptr(weights, _double_p),
+                len(weights),
+            )
+        elif isinstance(model, GrayBox):
+            self._kind = "graybox"
+            taps, curve, size, den, weights = graybox_weights(model)
+            self._handle = lib.graybox_create(
+                _ptr(np.array(taps, np.int32), _int_p),
+                curve,
+                size,
+                den,
+                _ptr(weights),
                 len(weights),
             )
         else:  # an LSTM or a GRU: the same constructor arguments, each its weight order

@@ -1,5 +1,5 @@
-/* Block-by-block inference kernels for ampnet's WaveNet, LSTM, GRU and S4D (and the GRU's
- * training recurrence).
+/* Block-by-block inference kernels for ampnet's WaveNet, LSTM, GRU, S4D and gray box (and the
+ * GRU's training recurrence).
  *
  * Compiled on the user's machine on first use (see kernels/__init__.py) and called
  * through ctypes, one call per block. Nothing is allocated after *_create: every
@@ -1663,6 +1663,208 @@ void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
     }
 }
 
+/* ------------------------------------------------------------ gray box -- */
+
+/* The gray box (ampnet/models/graybox.py) without knobs, a block at a time:
+ *   v = pre * x (a FIR, the input gain in its taps);  w = f(v) - f(0), and 0 where v is;
+ *   y = post * w (the output gain in its taps);  with a cabinet, y = cab * y.
+ * f is an MLP 1 -> H -> H -> 1 with tanh, or P(v) / (1 + |b_1 v + ... + b_n v^n|).
+ * Each FIR keeps its past inputs and the chunk's new ones in one buffer, so an output is one
+ * dot product over contiguous floats, out[i] = sum_j w[j] buf[i + j] (the taps in conv1d's
+ * order, reversed), with zero taps in front up to whole vectors. Blocks of any length run in
+ * chunks of GB_CHUNK samples; nothing is allocated per block. */
+#define GB_CHUNK 256
+#define GB_MAX_FIRS 3
+
+typedef struct {
+    int taps;   /* padded to whole vectors */
+    float *w;   /* taps */
+    float *buf; /* taps - 1 past inputs, then GB_CHUNK new ones */
+} GbFir;
+
+typedef struct {
+    GbFir fir[GB_MAX_FIRS];
+    int n_firs, curve, hidden, num_n, den_n;
+    float *w1, *b1, *w2, *b2, *w3, b3; /* the MLP (w2 row-major, output by input) */
+    float *num, *den;                  /* the rational curve: a_0..a_m, b_1..b_n */
+    float f0;
+    float *v, *w;                      /* GB_CHUNK each */
+} GrayBox;
+
+void graybox_destroy(void *handle) {
+    GrayBox *m = (GrayBox *)handle;
+    if (!m) return;
+    for (int i = 0; i < GB_MAX_FIRS; i++) {
+        free(m->fir[i].w);
+        free(m->fir[i].buf);
+    }
+    free(m->w1);
+    free(m->b1);
+    free(m->w2);
+    free(m->b2);
+    free(m->w3);
+    free(m->num);
+    free(m->den);
+    free(m->v);
+    free(m->w);
+    free(m);
+}
+
+void graybox_reset(void *handle) {
+    GrayBox *m = (GrayBox *)handle;
+    for (int i = 0; i < m->n_firs; i++) memset(m->fir[i].buf, 0, sizeof(float) * (size_t)(m->fir[i].taps - 1));
+}
+
+static float *gb_copy(const float *src, int n) {
+    float *dst = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (dst && n > 0) memcpy(dst, src, sizeof(float) * (size_t)n);
+    return dst;
+}
+
+/* taps: the pre-EQ's, the post-EQ's and the cabinet's lengths (0: no cabinet); curve 0 (MLP
+ * with `size` hidden units) or 1 (rational, numerator degree `size`, denominator degree
+ * `den`). weights (float): each FIR's taps in conv1d's order; then the MLP's W1 (H), b1 (H),
+ * W2 (H x H), b2 (H), W3 (H), b3, or the rational's a_0..a_m and b_1..b_n; then f(0). */
+void *graybox_create(const int *taps, int curve, int size, int den, const float *weights, long n_weights) {
+    if (taps[0] < 1 || taps[1] < 1 || taps[2] < 0 || size < 1 || (curve == 1 && den < 1) || curve < 0 || curve > 1)
+        return NULL;
+    const long curve_n = curve == 0 ? 3L * size + (long)size * size + size + 1 : (long)size + 1 + den;
+    if (n_weights != (long)taps[0] + taps[1] + taps[2] + curve_n + 1) return NULL;
+    GrayBox *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->n_firs = taps[2] > 0 ? 3 : 2;
+    m->curve = curve;
+    long at = 0;
+    int ok = 1;
+    for (int i = 0; i < m->n_firs; i++) {
+        const int n = taps[i], padded = (n + TILE - 1) / TILE * TILE;
+        GbFir *f = &m->fir[i];
+        f->taps = padded;
+        f->w = calloc((size_t)padded, sizeof(float));
+        f->buf = calloc((size_t)(padded - 1 + GB_CHUNK), sizeof(float));
+        if (!f->w || !f->buf) {
+            ok = 0;
+            break;
+        }
+        memcpy(f->w + (padded - n), weights + at, sizeof(float) * (size_t)n);
+        at += n;
+    }
+    const int H = size;
+    if (ok && curve == 0) {
+        m->hidden = H;
+        m->w1 = gb_copy(weights + at, H);
+        m->b1 = gb_copy(weights + at + H, H);
+        m->w2 = gb_copy(weights + at + 2 * H, H * H);
+        m->b2 = gb_copy(weights + at + 2 * H + H * H, H);
+        m->w3 = gb_copy(weights + at + 3 * H + H * H, H);
+        m->b3 = weights[at + 4 * H + H * H];
+        ok = m->w1 && m->b1 && m->w2 && m->b2 && m->w3;
+    } else if (ok) {
+        m->num_n = size + 1;
+        m->den_n = den;
+        m->num = gb_copy(weights + at, size + 1);
+        m->den = gb_copy(weights + at + size + 1, den);
+        ok = m->num && m->den;
+    }
+    m->f0 = weights[n_weights - 1];
+    m->v = calloc(GB_CHUNK, sizeof(float));
+    m->w = calloc(GB_CHUNK, sizeof(float));
+    if (!ok || !m->v || !m->w) {
+        graybox_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+INLINE float vsum(vec a) {
+    float sum = 0.0f;
+    for (int r = 0; r < TILE; r++) sum += a[r];
+    return sum;
+}
+
+/* n new inputs (n <= GB_CHUNK) through a FIR into out: four outputs a pass, so each load of
+ * the taps serves four multiply-adds. */
+static void gb_fir(GbFir *f, const float *x, int n, float *out) {
+    const int T = f->taps;
+    float *restrict buf = f->buf;
+    const float *restrict w = f->w;
+    memcpy(buf + T - 1, x, sizeof(float) * (size_t)n);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *restrict b = buf + i;
+        vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int j = 0; j < T; j += TILE) {
+            const vec wj = vload(w + j);
+            a0 += wj * vload(b + j);
+            a1 += wj * vload(b + j + 1);
+            a2 += wj * vload(b + j + 2);
+            a3 += wj * vload(b + j + 3);
+        }
+        out[i] = vsum(a0);
+        out[i + 1] = vsum(a1);
+        out[i + 2] = vsum(a2);
+        out[i + 3] = vsum(a3);
+    }
+    for (; i < n; i++) {
+        const float *restrict b = buf + i;
+        vec a0 = {0}, a1 = {0};
+        int j = 0;
+        for (; j + 2 * TILE <= T; j += 2 * TILE) {
+            a0 += vload(w + j) * vload(b + j);
+            a1 += vload(w + j + TILE) * vload(b + j + TILE);
+        }
+        for (; j < T; j += TILE) a0 += vload(w + j) * vload(b + j);
+        out[i] = vsum(a0 + a1);
+    }
+    memmove(buf, buf + n, sizeof(float) * (size_t)(T - 1));
+}
+
+/* w = f(v) - f(0), 0 where v is 0, TILE samples at a time (the chunk's buffers hold whole
+ * vectors; lanes past n compute on old values and are not used). */
+static void gb_curve(const GrayBox *m, const float *v, int n, float *w) {
+    const vec zero = {0};
+    for (int i = 0; i < n; i += TILE) {
+        const vec x = vload(v + i);
+        vec y;
+        if (m->curve == 0) {
+            const int H = m->hidden;
+            vec h1[H];
+            for (int j = 0; j < H; j++) h1[j] = vtanh(x * m->w1[j] + m->b1[j]);
+            y = zero + m->b3;
+            for (int k = 0; k < H; k++) {
+                const float *row = m->w2 + (size_t)k * H;
+                vec a = zero + m->b2[k];
+                for (int j = 0; j < H; j++) a += h1[j] * row[j];
+                y += vtanh(a) * m->w3[k];
+            }
+        } else {
+            vec p = zero + m->num[m->num_n - 1], q = zero + m->den[m->den_n - 1];
+            for (int k = m->num_n - 2; k >= 0; k--) p = p * x + m->num[k];
+            for (int k = m->den_n - 2; k >= 0; k--) q = q * x + m->den[k];
+            q = q * x; /* b_1 x + ... + b_n x^n */
+            y = p / (1.0f + (vec)((ivec)q & 0x7fffffff));
+        }
+        vstore(w + i, vselect(x == zero, zero, y - m->f0));
+    }
+}
+
+/* in: one channel of n samples (stride unused: the gray box takes no knobs here). */
+void graybox_process(void *handle, const float *in, int stride, float *out, int n) {
+    (void)stride;
+    GrayBox *m = (GrayBox *)handle;
+    for (int t = 0; t < n; t += GB_CHUNK) {
+        const int c = n - t < GB_CHUNK ? n - t : GB_CHUNK;
+        gb_fir(&m->fir[0], in + t, c, m->v);
+        gb_curve(m, m->v, c, m->w);
+        if (m->n_firs == 3) {
+            gb_fir(&m->fir[1], m->w, c, m->v);
+            gb_fir(&m->fir[2], m->v, c, out + t);
+        } else {
+            gb_fir(&m->fir[1], m->w, c, out + t);
+        }
+    }
+}
+
 static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* ------------------------------------------------------------ bindings -- */
@@ -1680,9 +1882,9 @@ typedef struct {
 
 typedef void (*Process)(void *, const float *, int, float *, int);
 
-/* kind: 0 for a WaveNet handle, 1 for an LSTM, 2 for a GRU, 3 for an S4D. */
+/* kind: 0 for a WaveNet handle, 1 for an LSTM, 2 for a GRU, 3 for an S4D, 4 for a gray box. */
 static Process process_of(int kind) {
-    static const Process table[] = {wavenet_process, lstm_process, gru_process, s4d_process};
+    static const Process table[] = {wavenet_process, lstm_process, gru_process, s4d_process, graybox_process};
     return table[kind];
 }
 
