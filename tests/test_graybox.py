@@ -44,6 +44,13 @@ def shaped(**kwargs) -> GrayBox:
     return model
 
 
+def with_knobs(model: GrayBox, x: np.ndarray, *knobs: np.ndarray) -> np.ndarray:
+    """The model offline over x with one row per knob, silence (knobs held) before."""
+    rows = torch.from_numpy(np.stack([x, *knobs]).astype(np.float32))[None]
+    with torch.no_grad():
+        return model(rows, pad_start=True)[0, 0].numpy()
+
+
 def test_causal_with_an_exact_receptive_field():
     """Input sample p moves outputs p .. p + receptive_field - 1, none before or after
     (short enough for direct convolutions, so untouched outputs are bit-identical)."""
@@ -119,12 +126,28 @@ def test_the_native_kernel_plays_every_curve_and_length_like_offline(settings):
     np.testing.assert_allclose(stream(streamer, x, [64]), want, rtol=0, atol=1e-5)
 
 
-@pytest.mark.skipif("native" not in BACKENDS, reason="the native kernels cannot be built here")
-def test_knobs_stay_on_pytorch_with_the_reason():
-    model = shaped(params=["drive"])
-    assert Streamer(model, params={"drive": 0.5}).backend == "torch"
-    with pytest.raises(RuntimeError, match="gray-box knobs"):
-        Streamer(model, params={"drive": 0.5}, backend="native")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("settings", [{}, {"cab_taps": 40, "nonlinearity": "rational"}])
+def test_knob_ramps_stream_like_offline(settings, backend):
+    """Knobs held, turned (a ramp over a block longer than max_block) and held again: the
+    Streamer's knob rows through every EQ path equal one offline pass; reset holds the knobs."""
+    model = shaped(params=["drive", "tone"], eq_taps=256, **settings)
+    x = signal(6000)
+    streamer = Streamer(model, params={"drive": 0.2, "tone": 0.9}, max_block=128, backend=backend)
+    assert streamer.backend == backend
+    first = streamer.process(x[:1000])
+    streamer.set_params(drive=0.8, tone=0.1)
+    ramped = streamer.process(x[1000:1300])
+    rest = stream(streamer, x[1300:], [1, 7, 64, 300, 2, 4096, 33])
+    t = np.arange(1, 301, dtype=np.float32) / 300
+    drive = np.concatenate([np.full(1000, 0.2), 0.2 + 0.6 * t, np.full(4700, 0.8)])
+    tone = np.concatenate([np.full(1000, 0.9), 0.9 - 0.8 * t, np.full(4700, 0.1)])
+    want = with_knobs(model, x, drive, tone)
+    np.testing.assert_allclose(np.concatenate([first, ramped, rest]), want, rtol=0, atol=1e-5)
+    held = with_knobs(model, x, np.full(6000, 0.8), np.full(6000, 0.1))
+    assert np.abs(want - held)[:1000].max() > 1e-2, "the knobs change nothing"
+    streamer.reset()
+    np.testing.assert_allclose(stream(streamer, x, [64]), held, rtol=0, atol=1e-5)
 
 
 def test_moving_knobs_stream_exactly():

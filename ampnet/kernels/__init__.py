@@ -186,7 +186,7 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.s4d_create.argtypes = [ctypes.c_int] * 5 + [_double_p, ctypes.c_long]
         lib.s4d_set_start.argtypes = [ctypes.c_void_p, _double_p]
         lib.graybox_create.restype = ctypes.c_void_p
-        lib.graybox_create.argtypes = [_int_p] + [ctypes.c_int] * 3 + [_float_p, ctypes.c_long]
+        lib.graybox_create.argtypes = [_int_p, _float_p, ctypes.c_long]
         lib.gru_forward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 6
         lib.gru_forward.restype = None
         lib.gru_backward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 8
@@ -329,13 +329,15 @@ def s4d_weights(model: S4D) -> np.ndarray:
 
 
 @torch.no_grad()
-def graybox_weights(model: GrayBox) -> tuple[list[int], int, int, int, np.ndarray]:
-    """What ``graybox_create`` takes for a gray box without knobs: the FIR lengths (pre,
-    post, cabinet or 0), the curve (0: MLP, 1: rational), its size (hidden units, or the
-    numerator's degree), the denominator's degree, and the float32 weights: each FIR's taps
-    as conv1d holds them (the gains folded in), the curve's parameters, then f(0)."""
+def graybox_weights(model: GrayBox) -> tuple[np.ndarray, np.ndarray]:
+    """What ``graybox_create`` takes: the shape (int32: the pre-EQ's, post-EQ's and cabinet's
+    taps, or 0; the curve, 0 for the MLP, 1 for the rational; its size, hidden units or the
+    numerator's degree; the denominator's degree; each EQ's paths, 1 + its gain bands with
+    knobs; the knobs; the knob MLP's hidden units) and the float32 weights: every FIR path's
+    taps as conv1d holds them (the gains folded in), the curve's parameters, f(0), and the
+    knob MLP's weights and biases."""
     pre, post, cab, f0 = model._taps()
-    firs = [pre[0, 0], post[0, 0]] + ([cab[0, 0]] if cab is not None else [])
+    firs = [pre[:, 0], post[:, 0]] + ([cab[:, 0]] if cab is not None else [])
     curve = model.curve
     if isinstance(curve, MLPCurve):
         first, second, third = (m for m in curve.net if isinstance(m, nn.Linear))
@@ -345,9 +347,16 @@ def graybox_weights(model: GrayBox) -> tuple[list[int], int, int, int, np.ndarra
     else:
         parts = [curve.numerator, curve.denominator]
         kind, size, den = 1, len(curve.numerator) - 1, len(curve.denominator)
-    taps = [len(f) for f in firs] + ([0] if cab is None else [])
-    flat = torch.cat([t.detach().float().reshape(-1) for t in [*firs, *parts, f0.reshape(1)]])
-    return taps, kind, size, den, flat.numpy()
+    parts.append(f0.reshape(1))
+    knobs, hidden = len(model.params), 0
+    if model.knobs is not None:
+        inner, outer = model.knobs[0], model.knobs[-1]
+        parts += [inner.weight, inner.bias, outer.weight, outer.bias]
+        hidden = inner.out_features
+    taps = [f.shape[-1] for f in firs] + ([0] if cab is None else [])
+    shape = [*taps, kind, size, den, pre.shape[0], post.shape[0], knobs, hidden]
+    flat = torch.cat([t.detach().float().reshape(-1) for t in [*firs, *parts]])
+    return np.array(shape, np.int32), flat.numpy()
 
 
 ACT_PARAMS = 4  # amp.c: parameters of an activation before its per-channel ones
@@ -462,10 +471,8 @@ def unsupported(model) -> str | None:
         if missing:
             return f"the native kernel has no {missing[0]} activation"
         return None
-    if type(model) in (LSTM, GRU, S4D):
+    if type(model) in (LSTM, GRU, S4D, GrayBox):
         return None
-    if isinstance(model, GrayBox):
-        return "the native kernel runs no gray-box knobs yet" if model.params else None
     return f"there is no native kernel for a {type(model).__name__} yet"
 
 
@@ -500,15 +507,8 @@ class NativeModel:
             )
         elif isinstance(model, GrayBox):
             self._kind = "graybox"
-            taps, curve, size, den, weights = graybox_weights(model)
-            self._handle = lib.graybox_create(
-                _ptr(np.array(taps, np.int32), _int_p),
-                curve,
-                size,
-                den,
-                _ptr(weights),
-                len(weights),
-            )
+            shape, weights = graybox_weights(model)
+            self._handle = lib.graybox_create(_ptr(shape, _int_p), _ptr(weights), len(weights))
         else:  # an LSTM or a GRU: the same constructor arguments, each its weight order
             self._kind = "lstm" if isinstance(model, LSTM) else "gru"
             weights = lstm_weights(model) if self._kind == "lstm" else gru_weights(model)
@@ -577,7 +577,7 @@ class NativeModel:
         """Back to the state after silence, knobs held at ``knobs`` ``(n_knobs,)`` (zeros if
         None): the kernel's own reset is silence with every knob at 0."""
         getattr(self._lib, f"{self._kind}_reset")(self._handle)
-        if self.channels == 1:
+        if self.channels == 1 or self._kind == "graybox":  # a gray box's FIRs start from zeros
             return
         knobs = np.zeros(self.channels - 1, np.float32) if knobs is None else knobs
         if self._kind in ("lstm", "gru"):  # its state after silence depends on the knobs: set it

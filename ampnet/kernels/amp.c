@@ -1665,21 +1665,27 @@ void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
 
 /* ------------------------------------------------------------ gray box -- */
 
-/* The gray box (ampnet/models/graybox.py) without knobs, a block at a time:
+/* The gray box (ampnet/models/graybox.py), a block at a time:
  *   v = pre * x (a FIR, the input gain in its taps);  w = f(v) - f(0), and 0 where v is;
  *   y = post * w (the output gain in its taps);  with a cabinet, y = cab * y.
  * f is an MLP 1 -> H -> H -> 1 with tanh, or P(v) / (1 + |b_1 v + ... + b_n v^n|).
+ * With knobs, a small MLP maps the knobs of every sample to dB offsets d (of the input gain,
+ * then of each EQ band's gain), each EQ is one FIR path per gain band beside its base path,
+ * and v = (v_0 + sum_b (10^(d_b/20) - 1) v_b) 10^(d_0/20), y = y_0 + sum_b (...) y_b.
  * Each FIR keeps its past inputs and the chunk's new ones in one buffer, so an output is one
  * dot product over contiguous floats, out[i] = sum_j w[j] buf[i + j] (the taps in conv1d's
  * order, reversed), with zero taps in front up to whole vectors. Blocks of any length run in
  * chunks of GB_CHUNK samples; nothing is allocated per block. */
 #define GB_CHUNK 256
 #define GB_MAX_FIRS 3
+#define GB_KNOB_DB 24.0f /* graybox.py's KNOB_RANGE_DB */
 
 typedef struct {
-    int taps;   /* padded to whole vectors */
-    float *w;   /* taps */
-    float *buf; /* taps - 1 past inputs, then GB_CHUNK new ones */
+    int taps, paths; /* taps padded to whole vectors */
+    float *w;        /* paths x taps */
+    float *buf;      /* taps - 1 past inputs, then GB_CHUNK new ones */
+    float *mixed;    /* with knobs: the paths summed with the gains in `gains` (taps) */
+    float *gains;    /* the base path's gain, then each band's (paths); NAN: none yet */
 } GbFir;
 
 typedef struct {
@@ -1688,7 +1694,12 @@ typedef struct {
     float *w1, *b1, *w2, *b2, *w3, b3; /* the MLP (w2 row-major, output by input) */
     float *num, *den;                  /* the rational curve: a_0..a_m, b_1..b_n */
     float f0;
-    float *v, *w;                      /* GB_CHUNK each */
+    int knobs, knob_hidden, offsets;   /* offsets: 1 + the pre-EQ's paths - 1 + the post-EQ's */
+    float *kw1, *kb1, *kw2, *kb2;      /* the knob MLP (row-major, as nn.Linear holds them) */
+    float *last, *gains, *hid;         /* the last knobs and their gains; the MLP's hidden units */
+    int have_last;
+    float *g;                          /* offsets x GB_CHUNK: each sample's gains */
+    float *v, *w, *paths;              /* GB_CHUNK; GB_CHUNK; max paths x GB_CHUNK */
 } GrayBox;
 
 void graybox_destroy(void *handle) {
@@ -1697,83 +1708,125 @@ void graybox_destroy(void *handle) {
     for (int i = 0; i < GB_MAX_FIRS; i++) {
         free(m->fir[i].w);
         free(m->fir[i].buf);
+        free(m->fir[i].mixed);
+        free(m->fir[i].gains);
     }
-    free(m->w1);
-    free(m->b1);
-    free(m->w2);
-    free(m->b2);
-    free(m->w3);
-    free(m->num);
-    free(m->den);
-    free(m->v);
-    free(m->w);
+    float *owned[] = {m->w1, m->b1, m->w2, m->b2, m->w3, m->num, m->den, m->kw1, m->kb1, m->kw2,
+                      m->kb2, m->last, m->gains, m->hid, m->g, m->v, m->w, m->paths};
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) free(owned[i]);
     free(m);
 }
 
 void graybox_reset(void *handle) {
     GrayBox *m = (GrayBox *)handle;
     for (int i = 0; i < m->n_firs; i++) memset(m->fir[i].buf, 0, sizeof(float) * (size_t)(m->fir[i].taps - 1));
+    m->have_last = 0;
 }
 
-static float *gb_copy(const float *src, int n) {
+static float *gb_take(const float *weights, long *at, int n) {
     float *dst = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (dst && n > 0) memcpy(dst, src, sizeof(float) * (size_t)n);
+    if (dst && n > 0) memcpy(dst, weights + *at, sizeof(float) * (size_t)n);
+    *at += n;
     return dst;
 }
 
-/* taps: the pre-EQ's, the post-EQ's and the cabinet's lengths (0: no cabinet); curve 0 (MLP
- * with `size` hidden units) or 1 (rational, numerator degree `size`, denominator degree
- * `den`). weights (float): each FIR's taps in conv1d's order; then the MLP's W1 (H), b1 (H),
- * W2 (H x H), b2 (H), W3 (H), b3, or the rational's a_0..a_m and b_1..b_n; then f(0). */
-void *graybox_create(const int *taps, int curve, int size, int den, const float *weights, long n_weights) {
-    if (taps[0] < 1 || taps[1] < 1 || taps[2] < 0 || size < 1 || (curve == 1 && den < 1) || curve < 0 || curve > 1)
+/* shape: the pre-EQ's, the post-EQ's and the cabinet's taps (0: no cabinet); the curve, 0
+ * (MLP) or 1 (rational); its size (hidden units, or the numerator's degree); the
+ * denominator's degree; the pre-EQ's and the post-EQ's paths (1 + gain bands with knobs,
+ * else 1); the knobs (0: none); the knob MLP's hidden units. weights (float): each FIR's
+ * paths' taps in conv1d's order; the MLP's W1 (H), b1 (H), W2 (H x H), b2 (H), W3 (H), b3,
+ * or the rational's a_0..a_m and b_1..b_n; f(0); with knobs the knob MLP's W1, b1, W2, b2. */
+void *graybox_create(const int *shape, const float *weights, long n_weights) {
+    const int curve = shape[3], size = shape[4], den = shape[5], knobs = shape[8], kh = shape[9];
+    const int paths[GB_MAX_FIRS] = {shape[6], shape[7], 1};
+    if (shape[0] < 1 || shape[1] < 1 || shape[2] < 0 || size < 1 || curve < 0 || curve > 1 ||
+        (curve == 1 && den < 1) || paths[0] < 1 || paths[1] < 1 || knobs < 0 ||
+        (knobs > 0 && kh < 1) || (knobs == 0 && (paths[0] > 1 || paths[1] > 1)))
         return NULL;
+    const int offsets = paths[0] + paths[1] - 1;
     const long curve_n = curve == 0 ? 3L * size + (long)size * size + size + 1 : (long)size + 1 + den;
-    if (n_weights != (long)taps[0] + taps[1] + taps[2] + curve_n + 1) return NULL;
+    const long knob_n = knobs ? (long)kh * knobs + kh + (long)offsets * kh + offsets : 0;
+    if (n_weights != (long)paths[0] * shape[0] + (long)paths[1] * shape[1] + shape[2] + curve_n + 1 + knob_n)
+        return NULL;
     GrayBox *m = calloc(1, sizeof *m);
     if (!m) return NULL;
-    m->n_firs = taps[2] > 0 ? 3 : 2;
+    m->n_firs = shape[2] > 0 ? 3 : 2;
     m->curve = curve;
     long at = 0;
-    int ok = 1;
-    for (int i = 0; i < m->n_firs; i++) {
-        const int n = taps[i], padded = (n + TILE - 1) / TILE * TILE;
+    int ok = 1, most = 1;
+    for (int i = 0; i < m->n_firs && ok; i++) {
+        const int n = shape[i], padded = (n + TILE - 1) / TILE * TILE;
         GbFir *f = &m->fir[i];
         f->taps = padded;
-        f->w = calloc((size_t)padded, sizeof(float));
+        f->paths = paths[i];
+        most = paths[i] > most ? paths[i] : most;
+        f->w = calloc((size_t)padded * paths[i], sizeof(float));
         f->buf = calloc((size_t)(padded - 1 + GB_CHUNK), sizeof(float));
-        if (!f->w || !f->buf) {
-            ok = 0;
-            break;
+        if (paths[i] > 1) {
+            f->mixed = calloc((size_t)padded, sizeof(float));
+            f->gains = calloc((size_t)paths[i], sizeof(float));
+            if (f->gains) f->gains[0] = NAN;
         }
-        memcpy(f->w + (padded - n), weights + at, sizeof(float) * (size_t)n);
-        at += n;
+        ok = f->w && f->buf && (paths[i] == 1 || (f->mixed && f->gains));
+        for (int p = 0; ok && p < paths[i]; p++, at += n)
+            memcpy(f->w + (size_t)p * padded + (padded - n), weights + at, sizeof(float) * (size_t)n);
     }
-    const int H = size;
     if (ok && curve == 0) {
+        const int H = size;
         m->hidden = H;
-        m->w1 = gb_copy(weights + at, H);
-        m->b1 = gb_copy(weights + at + H, H);
-        m->w2 = gb_copy(weights + at + 2 * H, H * H);
-        m->b2 = gb_copy(weights + at + 2 * H + H * H, H);
-        m->w3 = gb_copy(weights + at + 3 * H + H * H, H);
-        m->b3 = weights[at + 4 * H + H * H];
+        m->w1 = gb_take(weights, &at, H);
+        m->b1 = gb_take(weights, &at, H);
+        m->w2 = gb_take(weights, &at, H * H);
+        m->b2 = gb_take(weights, &at, H);
+        m->w3 = gb_take(weights, &at, H);
+        m->b3 = weights[at++];
         ok = m->w1 && m->b1 && m->w2 && m->b2 && m->w3;
     } else if (ok) {
         m->num_n = size + 1;
         m->den_n = den;
-        m->num = gb_copy(weights + at, size + 1);
-        m->den = gb_copy(weights + at + size + 1, den);
+        m->num = gb_take(weights, &at, size + 1);
+        m->den = gb_take(weights, &at, den);
         ok = m->num && m->den;
     }
-    m->f0 = weights[n_weights - 1];
+    if (ok) m->f0 = weights[at++];
+    m->knobs = knobs;
+    m->knob_hidden = kh;
+    m->offsets = offsets;
+    if (ok && knobs) {
+        m->kw1 = gb_take(weights, &at, kh * knobs);
+        m->kb1 = gb_take(weights, &at, kh);
+        m->kw2 = gb_take(weights, &at, offsets * kh);
+        m->kb2 = gb_take(weights, &at, offsets);
+        m->last = calloc((size_t)knobs, sizeof(float));
+        m->gains = calloc((size_t)offsets, sizeof(float));
+        m->hid = calloc((size_t)kh, sizeof(float));
+        m->g = calloc((size_t)offsets * GB_CHUNK, sizeof(float));
+        ok = m->kw1 && m->kb1 && m->kw2 && m->kb2 && m->last && m->gains && m->hid && m->g;
+    }
     m->v = calloc(GB_CHUNK, sizeof(float));
     m->w = calloc(GB_CHUNK, sizeof(float));
-    if (!ok || !m->v || !m->w) {
+    m->paths = calloc((size_t)most * GB_CHUNK, sizeof(float));
+    if (!ok || !m->v || !m->w || !m->paths) {
         graybox_destroy(m);
         return NULL;
     }
     return m;
+}
+
+/* The gains of knob values k: 10^(d_0/20) for the input gain, 10^(d_b/20) - 1 for each band,
+ * d = 24 tanh(MLP(k)) dB. */
+static void gb_knob_gains(GrayBox *m, const float *k) {
+    for (int j = 0; j < m->knob_hidden; j++) {
+        float a = m->kb1[j];
+        for (int i = 0; i < m->knobs; i++) a += m->kw1[(size_t)j * m->knobs + i] * k[i];
+        m->hid[j] = tanhf(a);
+    }
+    for (int o = 0; o < m->offsets; o++) {
+        float a = m->kb2[o];
+        for (int j = 0; j < m->knob_hidden; j++) a += m->kw2[(size_t)o * m->knob_hidden + j] * m->hid[j];
+        const float gain = powf(10.0f, GB_KNOB_DB * tanhf(a) / 20.0f);
+        m->gains[o] = o == 0 ? gain : gain - 1.0f;
+    }
 }
 
 INLINE float vsum(vec a) {
@@ -1782,13 +1835,9 @@ INLINE float vsum(vec a) {
     return sum;
 }
 
-/* n new inputs (n <= GB_CHUNK) through a FIR into out: four outputs a pass, so each load of
- * the taps serves four multiply-adds. */
-static void gb_fir(GbFir *f, const float *x, int n, float *out) {
-    const int T = f->taps;
-    float *restrict buf = f->buf;
-    const float *restrict w = f->w;
-    memcpy(buf + T - 1, x, sizeof(float) * (size_t)n);
+/* n outputs of one FIR path with taps w over buf (T - 1 + n inputs): four outputs a pass,
+ * so each load of the taps serves four multiply-adds. */
+static void gb_dot(const float *restrict buf, const float *restrict w, int T, int n, float *restrict o) {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
         const float *restrict b = buf + i;
@@ -1800,10 +1849,10 @@ static void gb_fir(GbFir *f, const float *x, int n, float *out) {
             a2 += wj * vload(b + j + 2);
             a3 += wj * vload(b + j + 3);
         }
-        out[i] = vsum(a0);
-        out[i + 1] = vsum(a1);
-        out[i + 2] = vsum(a2);
-        out[i + 3] = vsum(a3);
+        o[i] = vsum(a0);
+        o[i + 1] = vsum(a1);
+        o[i + 2] = vsum(a2);
+        o[i + 3] = vsum(a3);
     }
     for (; i < n; i++) {
         const float *restrict b = buf + i;
@@ -1814,9 +1863,29 @@ static void gb_fir(GbFir *f, const float *x, int n, float *out) {
             a1 += vload(w + j + TILE) * vload(b + j + TILE);
         }
         for (; j < T; j += TILE) a0 += vload(w + j) * vload(b + j);
-        out[i] = vsum(a0 + a1);
+        o[i] = vsum(a0 + a1);
     }
-    memmove(buf, buf + n, sizeof(float) * (size_t)(T - 1));
+}
+
+/* n new inputs (n <= GB_CHUNK) through a FIR: with `gains` NULL each path p into
+ * out + p * GB_CHUNK; else (the knobs held over these n samples) the one FIR sum_p gains[p]
+ * w_p into out, its taps summed again only when the gains changed. The gains apply at the
+ * output, so while they are held the two are the same system. */
+static void gb_fir(GbFir *f, const float *x, int n, const float *gains, float *out) {
+    const int T = f->taps;
+    memcpy(f->buf + T - 1, x, sizeof(float) * (size_t)n);
+    if (gains && f->paths > 1) {
+        if (memcmp(gains, f->gains, sizeof(float) * (size_t)f->paths) != 0) {
+            for (int j = 0; j < T; j++) f->mixed[j] = gains[0] * f->w[j];
+            for (int p = 1; p < f->paths; p++)
+                for (int j = 0; j < T; j++) f->mixed[j] += gains[p] * f->w[(size_t)p * T + j];
+            memcpy(f->gains, gains, sizeof(float) * (size_t)f->paths);
+        }
+        gb_dot(f->buf, f->mixed, T, n, out);
+    } else {
+        for (int p = 0; p < f->paths; p++) gb_dot(f->buf, f->w + (size_t)p * T, T, n, out + (size_t)p * GB_CHUNK);
+    }
+    memmove(f->buf, f->buf + n, sizeof(float) * (size_t)(T - 1));
 }
 
 /* w = f(v) - f(0), 0 where v is 0, TILE samples at a time (the chunk's buffers hold whole
@@ -1848,20 +1917,70 @@ static void gb_curve(const GrayBox *m, const float *v, int n, float *w) {
     }
 }
 
-/* in: one channel of n samples (stride unused: the gray box takes no knobs here). */
+/* Whether offsets [from, from + count) of the chunk's gains are the same for its first n
+ * samples; if so, their values into held. */
+static int gb_held(const GrayBox *m, int from, int count, int n, float *held) {
+    for (int o = 0; o < count; o++) {
+        const float *g = m->g + (size_t)(from + o) * GB_CHUNK;
+        for (int i = 1; i < n; i++)
+            if (g[i] != g[0]) return 0;
+        held[o] = g[0];
+    }
+    return 1;
+}
+
+/* in: the audio, then each knob, planar (channel c at in + c * stride); out: n samples. */
 void graybox_process(void *handle, const float *in, int stride, float *out, int n) {
-    (void)stride;
     GrayBox *m = (GrayBox *)handle;
+    const int pre = m->fir[0].paths, post = m->fir[1].paths;
+    float k[m->knobs > 0 ? m->knobs : 1], held[pre > post ? pre : post];
     for (int t = 0; t < n; t += GB_CHUNK) {
         const int c = n - t < GB_CHUNK ? n - t : GB_CHUNK;
-        gb_fir(&m->fir[0], in + t, c, m->v);
-        gb_curve(m, m->v, c, m->w);
-        if (m->n_firs == 3) {
-            gb_fir(&m->fir[1], m->w, c, m->v);
-            gb_fir(&m->fir[2], m->v, c, out + t);
-        } else {
-            gb_fir(&m->fir[1], m->w, c, out + t);
+        for (int i = 0; m->knobs && i < c; i++) { /* each sample's gains; held knobs reuse them */
+            int same = m->have_last;
+            for (int j = 0; j < m->knobs; j++) {
+                k[j] = in[(size_t)(1 + j) * stride + t + i];
+                same = same && k[j] == m->last[j];
+            }
+            if (!same) {
+                gb_knob_gains(m, k);
+                memcpy(m->last, k, sizeof(float) * (size_t)m->knobs);
+                m->have_last = 1;
+            }
+            for (int o = 0; o < m->offsets; o++) m->g[(size_t)o * GB_CHUNK + i] = m->gains[o];
         }
+        /* v = (v_0 + sum_b g_b v_b) g_0: one FIR while the knobs hold, else path by path */
+        if (pre > 1 && gb_held(m, 0, pre, c, held)) {
+            for (int b = 1; b < pre; b++) held[b] *= held[0];
+            gb_fir(&m->fir[0], in + t, c, held, m->v);
+        } else if (pre > 1) {
+            gb_fir(&m->fir[0], in + t, c, NULL, m->paths);
+            for (int i = 0; i < c; i++) {
+                float v = m->paths[i];
+                for (int b = 1; b < pre; b++) v += m->g[(size_t)b * GB_CHUNK + i] * m->paths[(size_t)b * GB_CHUNK + i];
+                m->v[i] = v * m->g[i];
+            }
+        } else {
+            gb_fir(&m->fir[0], in + t, c, NULL, m->v);
+            for (int i = 0; m->knobs && i < c; i++) m->v[i] *= m->g[i];
+        }
+        gb_curve(m, m->v, c, m->w);
+        float *y = m->n_firs == 3 ? m->v : out + t;
+        held[0] = 1.0f; /* y = y_0 + sum_b g_b y_b */
+        if (post > 1 && gb_held(m, pre, post - 1, c, held + 1)) {
+            gb_fir(&m->fir[1], m->w, c, held, y);
+        } else if (post > 1) {
+            gb_fir(&m->fir[1], m->w, c, NULL, m->paths);
+            for (int i = 0; i < c; i++) {
+                float v = m->paths[i];
+                for (int b = 1; b < post; b++)
+                    v += m->g[(size_t)(pre - 1 + b) * GB_CHUNK + i] * m->paths[(size_t)b * GB_CHUNK + i];
+                y[i] = v;
+            }
+        } else {
+            gb_fir(&m->fir[1], m->w, c, NULL, y);
+        }
+        if (m->n_firs == 3) gb_fir(&m->fir[2], m->v, c, NULL, out + t);
     }
 }
 
