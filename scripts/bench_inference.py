@@ -3,6 +3,7 @@
     python scripts/bench_inference.py [--seconds 5] [--models wavenet,lstm] [--json out.json]
     python scripts/bench_inference.py --engine-only      # just the table against NAM's engine
     python scripts/bench_inference.py --features         # A2 with 0.7 layer features, against it
+    python scripts/bench_inference.py --families         # every model family, native and PyTorch
 
 For each preset: offline throughput (samples/s, and x real time at 48 kHz) on 1 thread
 and on all threads, for ampnet (native kernels, and its PyTorch fallback) and for NAM
@@ -76,10 +77,21 @@ FEATURE_ROWS = {
 }
 
 
+# --families: each family's presets streamed natively and on PyTorch (64-sample blocks, one
+# thread); a preset with "+knobs" takes two knobs, held
+FAMILY_ROWS = [
+    "wavenet", "a2_lite", "lstm", "gru", "gcn", "gcn_long", "tcn", "tcn_long", "tcn_tfilm",
+    "s4d", "s4d_large", "graybox", "graybox_rational", "graybox_cab", "graybox+knobs",
+]  # fmt: skip
+KNOBS = {"drive": 0.3, "tone": 0.6}
+
+
 def preset(name: str, seed: int = 0):
     """A model preset as ``python -m ampnet.train model=<name>`` builds it, random weights."""
+    name, _, knobs = name.partition("+")
+    overrides = [f"model={name}"] + ([f"+model.params=[{','.join(KNOBS)}]"] if knobs else [])
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=overrides)
     torch.manual_seed(seed)
     return instantiate(cfg.model).eval()
 
@@ -135,7 +147,8 @@ def offline_rates(model, nam, x: np.ndarray, threads: int) -> dict:
 
 def stream_rtf(model, x: np.ndarray, block: int, backend: str) -> float:
     torch.set_num_threads(1)
-    streamer = Streamer(model, max_block=block, backend=backend)
+    params = {k: KNOBS[k] for k in getattr(model, "params", None) or ()}
+    streamer = Streamer(model, max_block=block, backend=backend, params=params or None)
     out = np.empty(block, np.float32)
     blocks = [x[i : i + block] for i in range(0, len(x) - block + 1, block)]
 
@@ -173,7 +186,15 @@ def main() -> None:
         action="store_true",
         help="only A2 with 0.7 layer features (blended, FiLM, head1x1, groups) against the engine",
     )
+    parser.add_argument(
+        "--families",
+        action="store_true",
+        help="only every model family's presets, native and on PyTorch, at 64-sample blocks",
+    )
     args = parser.parse_args()
+    if args.families:
+        family_table(args.seconds, args.json)
+        return
     if args.engine_only or args.features:
         engine_table(args.json, FEATURE_ROWS if args.features else ENGINE_ROWS,
                      (64,) if args.features else (32, 64, 256))  # fmt: skip
@@ -275,6 +296,31 @@ def engine_table(json_path: str | None, specs=ENGINE_ROWS, blocks=(32, 64, 256))
     return rows
 
 
+def family_table(seconds: float, json_path: str | None) -> dict:
+    """Streamer real-time factors of every family's presets, native kernel and PyTorch, and
+    the kernel in a C loop: 64-sample blocks, one thread, the median of 3 after a warm-up."""
+    x = synth_input(seconds)
+    print(f"every family at 64-sample blocks, one thread, {seconds:g} s of synthetic DI")
+    print("| model | params | Streamer, native | Streamer, PyTorch | C loop | PyTorch / native |")
+    print("|---|---|---|---|---|---|")
+    rows = {}
+    for name in FAMILY_ROWS:
+        model = preset(name)
+        why = kernels.unsupported(model)
+        native = float("nan") if why else stream_rtf(model, x, 64, "native")
+        c_loop = float("nan") if why else statistics.median(
+            c_loop_rtf_once(model, x, 64) for _ in range(3)
+        )  # fmt: skip
+        fallback = stream_rtf(model, x, 64, "torch")
+        params = sum(p.numel() for p in model.parameters())
+        rows[name] = {"parameters": params, "native": native, "torch": fallback, "c_loop": c_loop}
+        ratio = f"{fallback / native:.0f}x" if not why else f"no kernel: {why}"
+        print(f"| `{name}` | {params} | {native:.4f} | {fallback:.3f} | {c_loop:.4f} | {ratio} |")
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
 def synth_input(seconds: float) -> np.ndarray:
     return synth_di(seconds=seconds, seed=5)
 
@@ -307,7 +353,9 @@ def c_loop_rtf_once(model, x: np.ndarray, block: int) -> float:
     ``bench`` times its ``process()``: what a plugin (a C host) pays, no Python per block."""
     if kernels.unsupported(model):
         return float("nan")
-    seconds, _ = kernels.NativeModel(model, max_block=block).time_blocks(x[None], block)
+    knobs = [np.full_like(x, KNOBS[k]) for k in getattr(model, "params", None) or ()]
+    rows = np.stack([x, *knobs])  # a knob model's knobs held, as the Streamer rows above
+    seconds, _ = kernels.NativeModel(model, max_block=block).time_blocks(rows, block)
     return seconds / (len(x) // block * block / RATE)
 
 
