@@ -69,13 +69,8 @@ _float_p = ctypes.POINTER(ctypes.c_float)
 _double_p = ctypes.POINTER(ctypes.c_double)
 _int_p = ctypes.POINTER(ctypes.c_int)
 _addr = ctypes.c_void_p  # blocks are passed as raw addresses: no ctypes objects per call
-KINDS = (
-    "wavenet",
-    "lstm",
-    "gru",
-    "s4d",
-    "graybox",
-)  # the kernel's own numbering (process_of in amp.c)
+# the kernel's own numbering (process_of in amp.c)
+KINDS = ("wavenet", "lstm", "gru", "s4d", "graybox")
 
 
 def cache_dir() -> Path:

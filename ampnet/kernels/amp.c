@@ -1929,6 +1929,17 @@ static int gb_held(const GrayBox *m, int from, int count, int n, float *held) {
     return 1;
 }
 
+/* out = path 0 + sum_b g_b path_b over the first n samples of the chunk's paths, the band
+ * gains from offset `first` on. */
+static void gb_mix(const GrayBox *m, int first, int paths, int n, float *out) {
+    for (int i = 0; i < n; i++) {
+        float v = m->paths[i];
+        for (int b = 1; b < paths; b++)
+            v += m->g[(size_t)(first - 1 + b) * GB_CHUNK + i] * m->paths[(size_t)b * GB_CHUNK + i];
+        out[i] = v;
+    }
+}
+
 /* in: the audio, then each knob, planar (channel c at in + c * stride); out: n samples. */
 void graybox_process(void *handle, const float *in, int stride, float *out, int n) {
     GrayBox *m = (GrayBox *)handle;
@@ -1955,11 +1966,8 @@ void graybox_process(void *handle, const float *in, int stride, float *out, int 
             gb_fir(&m->fir[0], in + t, c, held, m->v);
         } else if (pre > 1) {
             gb_fir(&m->fir[0], in + t, c, NULL, m->paths);
-            for (int i = 0; i < c; i++) {
-                float v = m->paths[i];
-                for (int b = 1; b < pre; b++) v += m->g[(size_t)b * GB_CHUNK + i] * m->paths[(size_t)b * GB_CHUNK + i];
-                m->v[i] = v * m->g[i];
-            }
+            gb_mix(m, 1, pre, c, m->v);
+            for (int i = 0; i < c; i++) m->v[i] *= m->g[i];
         } else {
             gb_fir(&m->fir[0], in + t, c, NULL, m->v);
             for (int i = 0; m->knobs && i < c; i++) m->v[i] *= m->g[i];
@@ -1971,12 +1979,7 @@ void graybox_process(void *handle, const float *in, int stride, float *out, int 
             gb_fir(&m->fir[1], m->w, c, held, y);
         } else if (post > 1) {
             gb_fir(&m->fir[1], m->w, c, NULL, m->paths);
-            for (int i = 0; i < c; i++) {
-                float v = m->paths[i];
-                for (int b = 1; b < post; b++)
-                    v += m->g[(size_t)(pre - 1 + b) * GB_CHUNK + i] * m->paths[(size_t)b * GB_CHUNK + i];
-                y[i] = v;
-            }
+            gb_mix(m, pre, post, c, y);
         } else {
             gb_fir(&m->fir[1], m->w, c, NULL, y);
         }
