@@ -47,7 +47,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-from bench_capture import SHARED, make_signal, record  # noqa: E402
+from bench_capture import SHARED, make_signal, reamp_split, record  # noqa: E402
+from bench_training import NAM_MODEL, nam_learning  # noqa: E402
 
 from ampnet.formats import load_model_file  # noqa: E402
 from ampnet.report.metrics import compare_signals  # noqa: E402
@@ -75,9 +76,20 @@ def family_of(preset: str) -> str:
     return next(f for f, presets in MODELS.items() if preset in presets)
 
 
-def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callable]:
-    """The training overrides for data set ``name`` and a function scoring a model on its
-    unseen playing: ``score(model) -> metrics``."""
+def nam_data(x: Path, y: Path, train: tuple, val: tuple) -> dict:
+    """NAM's data config: train and validate on the regions (seconds) ampnet uses."""
+    return {
+        "train": {"start_seconds": train[0], "stop_seconds": train[1], "ny": 8192},
+        "validation": {"start_seconds": val[0], "stop_seconds": val[1], "ny": None,
+                       "require_input_pre_silence": None},  # fmt: skip
+        "common": {"x_path": str(x), "y_path": str(y), "delay": 0},
+    }
+
+
+def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callable, dict]:
+    """The training overrides for data set ``name``, a function scoring a model on its
+    unseen playing (``score(model) -> metrics``), and NAM's data config for the same
+    training and validation regions."""
     if name in ("ts9", "ht40"):
         reamp = make_signal(out, minutes, 0, ["--version", "2"])
         paths = record(name, reamp, out)
@@ -85,7 +97,9 @@ def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callabl
                      f"data.output={paths['output']}"]  # fmt: skip
         x = sf.read(SHARED / "di.wav", dtype="float32")[0]
         y, rate = sf.read(paths["di_target"], dtype="float32")
-        return overrides, lambda model: compare(y, render(model, x), rate)
+        (t0, t1), (v0, v1), sr = reamp_split(reamp)
+        nam = nam_data(reamp, paths["output"], (t0 / sr, t1 / sr), (v0 / sr, v1 / sr))
+        return overrides, lambda model: compare(y, render(model, x), rate), nam
     if name == "real_pair":
         test = -(VAL_SECONDS + TEST_SECONDS)
         overrides = ["data=shared_real_pair", f"data.split.train=[0.0,{test}]",
@@ -100,7 +114,9 @@ def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callabl
             a, b = n + int(test * rate), n - int(VAL_SECONDS * rate)
             return compare(y[a:b], render(model, x)[a:b], rate)
 
-        return overrides, score
+        nam = nam_data(SHARED / "real_pair" / "input.wav", SHARED / "real_pair" / "output.wav",
+                       (None, test), (-VAL_SECONDS, None))  # fmt: skip
+        return overrides, score, nam
     if name == "demo":
         from hydra import compose, initialize_config_dir
         from omegaconf import OmegaConf
@@ -113,7 +129,10 @@ def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callabl
         inp, _ = ensure_demo(REPO / d.cache_dir, d.seconds, d.seed, OmegaConf.to_container(d.rig))
         x = sf.read(inp.parent / "unseen_input.wav", dtype="float32")[0]
         y, rate = sf.read(inp.parent / "unseen_output.wav", dtype="float32")
-        return ["data=demo"], lambda model: compare(y, render(model, x), rate)
+        seconds = sf.info(inp).duration  # the pair's own split: fractions of the file
+        split = {k: [f * seconds for f in v] for k, v in d.split.items() if v is not None}
+        nam = nam_data(inp, inp.parent / "output.wav", split["train"], split["val"])
+        return ["data=demo"], lambda model: compare(y, render(model, x), rate), nam
     raise SystemExit(f"bench_architectures: unknown data set {name!r}; choose from {DATA}")
 
 
@@ -205,18 +224,62 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
     return rows
 
 
-def peers(path: Path | None, name: str) -> list[dict]:
-    """NAM's models from a bench_capture.json: their unseen ESR and their engine's RTF."""
+def train_nam(name: str, data: dict, args) -> None:
+    """NAM 0.13's A1 standard WaveNet and recipe (``bench_training.py``'s), trained by
+    ``nam-full`` on the regions ampnet trains and validates on, into ``nam/<name>/``; its
+    CPU seconds in ``nam/<name>/time.json``. Kept when a model is there already."""
+    work = args.out / "nam" / name
+    if next(work.glob("runs/*/model.nam"), None) is not None and (work / "time.json").is_file():
+        print(f"  NAM A1 on {name}: reusing {work}", flush=True)
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    configs = {"data.json": data, "model.json": NAM_MODEL,
+               "learning.json": nam_learning(args.nam_epochs)}  # fmt: skip
+    for file, config in configs.items():
+        (work / file).write_text(json.dumps(config, indent=2))
+    nam_full = shutil.which("nam-full", path=str(Path(sys.executable).parent))
+    if nam_full is None:
+        sys.exit("bench_architectures: nam-full not found; run make install (bench extra)")
+    cmd = [nam_full, *(str(work / f) for f in configs), str(work / "runs"), "--no-show",
+           "--no-plots"]  # fmt: skip
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    print(f"  training NAM A1 on {name} ({args.nam_epochs} epochs)", flush=True)
+    started = time.time()
+    with open(work / "log.txt", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or next(work.glob("runs/*/model.nam"), None) is None:
+        sys.exit(f"bench_architectures: NAM's training on {name} failed; see {work / 'log.txt'}")
+    times = {"wall_s": time.time() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
+             "epochs": args.nam_epochs}  # fmt: skip
+    (work / "time.json").write_text(json.dumps(times))
+
+
+def peers(path: Path | None, name: str, out: Path, score) -> list[dict]:
+    """NAM's models: the A1 that ``--nam`` trained here on the same regions (scored like
+    ampnet's), else those of a bench_capture.json (ts9, ht40); with their engine's RTF."""
+    trained = sorted((out / "nam" / name).glob("runs/*/model.nam"))
+    if trained and (out / "nam" / name / "time.json").is_file():
+        times = json.loads((out / "nam" / name / "time.json").read_text())
+        model = load_model_file(trained[-1]).model.eval()
+        rtf, engine = realtime_factor(model, 48000)
+        metrics = score(model)
+        return [{"label": "NAM 0.13 A1 standard", "unseen_esr": metrics["esr"],
+                 "unseen_esr_pre": metrics["esr_pre"], "unseen_mrstft": metrics["mrstft"],
+                 "rtf_64": rtf, "engine": engine, "train_seconds": times["cpu_s"],
+                 "epochs": times["epochs"], "parameters": sum(p.numel() for p in model.parameters()),
+                 "model_file": str(trained[-1])}]  # fmt: skip
     if path is None or not path.is_file() or name not in ("ts9", "ht40"):
         return []
-    out = []
+    out_rows = []
     for r in json.loads(path.read_text())["rows"]:
         if r["capture"] != name or not r["tool"].startswith("nam"):
             continue
         model = load_model_file(r["model_file"], 1.0 if "Full" in r["label"] else 0.25).model
         rtf, engine = realtime_factor(model, 48000)
-        out.append({"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf})
-    return out
+        out_rows.append({"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf})
+    return out_rows
 
 
 def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
@@ -249,7 +312,7 @@ def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_tables(rows: list[dict], out: Path) -> None:
+def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
     columns = ["data", "family", "model", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
                "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "train_seconds",
                "epochs"]  # fmt: skip
@@ -271,10 +334,26 @@ def write_tables(rows: list[dict], out: Path) -> None:
                 f"{r['parameters']} | {r['macs_per_sample']:.0f} | {r['rtf_64']:.4f} | "
                 f"{r['engine']} | {r['train_seconds']:.0f} |"
             )
+        for m in marks.get(name, []):
+            pre = f"{m['unseen_esr_pre']:.4f}" if "unseen_esr_pre" in m else "-"
+            stft = f"{m['unseen_mrstft']:.3f}" if "unseen_mrstft" in m else "-"
+            secs = f"{m['train_seconds']:.0f}" if "train_seconds" in m else "-"
+            lines.append(
+                f"| {m['label']} (peer) | NAM | {m['unseen_esr']:.4f} | {pre} | {stft} | - | "
+                f"{m.get('parameters', '-')} | - | {m['rtf_64']:.4f} | {m.get('engine', '-')} | "
+                f"{secs} |"
+            )
         live = [r for r in part if r["rtf_64"] <= 0.05]
         if live:
-            lines.append(f"\nBest at RTF <= 0.05: `{live[0]['model']}` ({live[0]['family']}), "
-                         f"unseen ESR {live[0]['unseen_esr']:.4f}.")  # fmt: skip
+            best = live[0]
+            line = (f"\nBest at RTF <= 0.05: `{best['model']}` ({best['family']}), "
+                    f"unseen ESR {best['unseen_esr']:.4f}")  # fmt: skip
+            a1 = [m for m in marks.get(name, []) if "A1" in m["label"]]
+            if a1:
+                ratio = best["unseen_esr"] / a1[0]["unseen_esr"]
+                verdict = "below" if ratio < 1 else "not below"
+                line += f"; {ratio:.2f}x {a1[0]['label']}'s ({verdict} it)"
+            lines.append(line + ".")
     (out / "leaderboard.md").write_text("\n".join(lines).lstrip() + "\n")
     print("\n".join(lines))
 
@@ -296,10 +375,18 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_architectures")
     parser.add_argument("--score-only", action="store_true", help="score the runs already in --out")
+    parser.add_argument(
+        "--nam", action="store_true",
+        help="also train NAM 0.13's A1 standard on each data set's regions (nam/<data>/; kept if there)",
+    )  # fmt: skip
+    parser.add_argument("--nam-epochs", type=int, default=100, help="NAM's epochs (its recipe: 100)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}
     sweeps = {name: args.out / "runs" / name for name in args.data}
+    if args.nam and not args.score_only:
+        for name in args.data:
+            train_nam(name, setups[name][2], args)
     if not args.score_only:
         if args.jobs > 1:
             free = list(range(args.jobs))
@@ -319,11 +406,11 @@ def main() -> None:
     rows, marks = [], {}
     for name in args.data:
         rows += collect(name, sweeps[name], setups[name][1])
-        marks[name] = peers(args.peers, name)
+        marks[name] = peers(args.peers, name, args.out, setups[name][1])
         plot(name, [r for r in rows if r["data"] == name], marks[name],
              args.out / f"pareto_{name}.png")  # fmt: skip
     (args.out / "leaderboard.json").write_text(json.dumps({"rows": rows, "peers": marks}, indent=1))
-    write_tables(rows, args.out)
+    write_tables(rows, marks, args.out)
     print(
         f"\nwrote leaderboard.md, leaderboard.csv, leaderboard.json and pareto_*.png in {args.out}"
     )
