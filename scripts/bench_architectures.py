@@ -130,7 +130,7 @@ def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callabl
         x = sf.read(inp.parent / "unseen_input.wav", dtype="float32")[0]
         y, rate = sf.read(inp.parent / "unseen_output.wav", dtype="float32")
         seconds = sf.info(inp).duration  # the pair's own split: fractions of the file
-        split = {k: [f * seconds for f in v] for k, v in d.split.items() if v is not None}
+        split = {k: [f * seconds for f in d.split[k]] for k in ("train", "val")}
         nam = nam_data(inp, inp.parent / "output.wav", split["train"], split["val"])
         return ["data=demo"], lambda model: compare(y, render(model, x), rate), nam
     raise SystemExit(f"bench_architectures: unknown data set {name!r}; choose from {DATA}")
