@@ -380,6 +380,7 @@ def main() -> None:
         help="also train NAM 0.13's A1 standard on each data set's regions (nam/<data>/; kept if there)",
     )  # fmt: skip
     parser.add_argument("--nam-epochs", type=int, default=100, help="NAM's epochs (its recipe: 100)")
+    parser.add_argument("--nam-only", action="store_true", help="train NAM's peers (--nam) and stop")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}
@@ -387,6 +388,8 @@ def main() -> None:
     if args.nam and not args.score_only:
         for name in args.data:
             train_nam(name, setups[name][2], args)
+        if args.nam_only:
+            return
     if not args.score_only:
         if args.jobs > 1:
             free = list(range(args.jobs))
