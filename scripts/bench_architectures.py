@@ -80,8 +80,12 @@ def nam_data(x: Path, y: Path, train: tuple, val: tuple) -> dict:
     """NAM's data config: train and validate on the regions (seconds) ampnet uses."""
     return {
         "train": {"start_seconds": train[0], "stop_seconds": train[1], "ny": 8192},
-        "validation": {"start_seconds": val[0], "stop_seconds": val[1], "ny": None,
-                       "require_input_pre_silence": None},  # fmt: skip
+        "validation": {
+            "start_seconds": val[0],
+            "stop_seconds": val[1],
+            "ny": None,
+            "require_input_pre_silence": None,
+        },  # fmt: skip
         "common": {"x_path": str(x), "y_path": str(y), "delay": 0},
     }
 
@@ -379,8 +383,12 @@ def main() -> None:
         "--nam", action="store_true",
         help="also train NAM 0.13's A1 standard on each data set's regions (nam/<data>/; kept if there)",
     )  # fmt: skip
-    parser.add_argument("--nam-epochs", type=int, default=100, help="NAM's epochs (its recipe: 100)")
-    parser.add_argument("--nam-only", action="store_true", help="train NAM's peers (--nam) and stop")
+    parser.add_argument(
+        "--nam-epochs", type=int, default=100, help="NAM's epochs (its recipe: 100)"
+    )
+    parser.add_argument(
+        "--nam-only", action="store_true", help="train NAM's peers (--nam) and stop"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}

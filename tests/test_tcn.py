@@ -21,7 +21,7 @@ from ampnet.stream import Streamer, render
 
 from .conftest import synth_pair
 from .test_configs import compose_train
-from .test_stream import signal, stream
+from .test_stream import BACKENDS, signal, stream
 
 SMALL = {"channels": 4, "kernel_size": 3, "dilations": [1, 2, 4]}  # receptive field 15
 KINDS = {
@@ -156,19 +156,53 @@ def test_gcns_and_tcns_export_a_nam_that_plays_them(kind, tmp_path):
     assert "not a TCN" in nam.unfit_reason(tiny(f"{kind}_tfilm"))
 
 
-@pytest.mark.parametrize("kind", ["gcn_tfilm", "tcn_tfilm", "gcn knobs", "tcn zero gain"])
-def test_what_the_wavenet_kernel_cannot_say_streams_on_pytorch(kind):
+def strong_tfilm(model: TCN) -> TCN:
+    """TFiLM far from the identity it starts at, so a wrong GRU step or grid shows."""
+    with torch.no_grad():
+        for block in model.blocks:
+            block.tfilm.modulation.weight.mul_(10.0)
+            for p in block.tfilm.rnn.parameters():
+                p.mul_(3.0)
+    return model
+
+
+def beyond_the_wavenet(kind: str) -> TCN:
+    """The TCNs TCN.as_wavenet cannot say: TFiLM, knob FiLM (an MLP), a zero residual gain."""
     if kind == "gcn knobs":
-        model = tiny("gcn", params=["drive"])  # the knob FiLM is an MLP
-    elif kind == "tcn zero gain":  # a stream kept over 1 / gain would not be exact
+        return tiny("gcn", params=["drive"])
+    if kind == "tcn zero gain":  # a stream kept over 1 / gain would not be exact
         model = tiny("tcn")
         with torch.no_grad():
             model.blocks[1].gain[2] = 0.0
-    else:
-        model = tiny(kind)
+        return model
+    if kind == "tcn_tfilm prelu knobs":
+        return strong_tfilm(tiny("tcn_tfilm", seed=2, params=["drive", "tone"], **PRELU))
+    if kind == "gcn_tfilm knobs":
+        return strong_tfilm(tiny("gcn_tfilm", seed=3, params=["drive"]))
+    return strong_tfilm(tiny(kind, seed=1))
+
+
+BEYOND = ["gcn_tfilm", "tcn_tfilm", "gcn knobs", "tcn zero gain", "tcn_tfilm prelu knobs",
+          "gcn_tfilm knobs"]  # fmt: skip
+
+
+@pytest.mark.skipif(not kernels.available(), reason="native kernels not built")
+@pytest.mark.parametrize("kind", BEYOND)
+def test_what_the_wavenet_kernel_cannot_say_streams_on_the_tcn_kernel(kind):
+    """TFiLM (the GRU stepped once per TFiLM block, the grid from the file start), knob FiLM
+    and zero gains run on the TCN's own kernel, equal to offline for any block sizes."""
+    model = beyond_the_wavenet(kind)
     assert model.as_wavenet() is None
-    if kernels.available():
-        assert "no native kernel for a TCN" in kernels.unsupported(model)
+    assert kernels.unsupported(model) is None
+    held = dict.fromkeys(model.params, 0.4)
+    x = signal(5000, seed=7)
+    expected = offline(model, x, list(held.values()))
+    for sizes in ([1], [63], [64], [4096], MIXED_SIZES):
+        streamer = Streamer(model, params=held, max_block=4096, backend="native")
+        assert streamer.backend == "native"
+        np.testing.assert_allclose(stream(streamer, x, sizes), expected, rtol=0, atol=1e-5)
+        streamer.reset()  # back to the state after silence: the same output again
+        np.testing.assert_allclose(stream(streamer, x, sizes), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["gcn", "tcn_tfilm"])
@@ -180,9 +214,10 @@ def test_render_in_chunks_and_threads_equals_offline(kind):
         np.testing.assert_allclose(y, offline(model, x), rtol=0, atol=1e-5)
 
 
-def test_streaming_allocates_nothing_that_grows():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streaming_allocates_nothing_that_grows(backend):
     model = tiny("gcn_tfilm", params=["drive"])
-    streamer = Streamer(model, params={"drive": 0.5}, max_block=256, backend="torch")
+    streamer = Streamer(model, params={"drive": 0.5}, max_block=256, backend=backend)
     block, out = signal(64), np.empty(64, np.float32)
     for _ in range(100):
         streamer.process(block, out)
@@ -270,11 +305,15 @@ def test_knobs_add_a_film_and_no_knobs_add_nothing():
     assert np.abs(offline(knobbed, x, [0.5, 0.0]) - offline(knobbed, x, [0.5, 1.0])).max() > 1e-3
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["gcn", "tcn_tfilm"])
-def test_set_params_ramps_stream_like_offline_with_the_ramp_in_the_knob_channel(kind):
+def test_set_params_ramps_stream_like_offline_with_the_ramp_in_the_knob_channel(kind, backend):
     model = tiny(kind, params=["drive"])
+    if kind == "tcn_tfilm":
+        strong_tfilm(model)
     x = signal(2000, seed=4)
-    streamer = Streamer(model, params={"drive": 0.2}, max_block=128, backend="torch")
+    streamer = Streamer(model, params={"drive": 0.2}, max_block=128, backend=backend)
+    assert streamer.backend == backend
     first = stream(streamer, x[:1000], [64, 1, 63])
     streamer.set_params(drive=0.9)
     ramped = streamer.process(x[1000:1300])  # longer than max_block: one ramp over 300

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ampnet.formats.nam_weights import lstm_weights, wavenet_weights
-from ampnet.models import GRU, LSTM, S4D, GrayBox, WaveNet, wavenet_form
+from ampnet.models import GRU, LSTM, S4D, TCN, GrayBox, WaveNet, wavenet_form
 from ampnet.models.activations import LeakyHardtanh, PReLU, activation_name
 from ampnet.models.graybox import MLPCurve
 from ampnet.models.knobs import silence
@@ -70,7 +70,7 @@ _double_p = ctypes.POINTER(ctypes.c_double)
 _int_p = ctypes.POINTER(ctypes.c_int)
 _addr = ctypes.c_void_p  # blocks are passed as raw addresses: no ctypes objects per call
 # the kernel's own numbering (process_of in amp.c)
-KINDS = ("wavenet", "lstm", "gru", "s4d", "graybox")
+KINDS = ("wavenet", "lstm", "gru", "s4d", "graybox", "tcn")
 
 
 def cache_dir() -> Path:
@@ -182,6 +182,9 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.s4d_set_start.argtypes = [ctypes.c_void_p, _double_p]
         lib.graybox_create.restype = ctypes.c_void_p
         lib.graybox_create.argtypes = [_int_p, _float_p, ctypes.c_long]
+        lib.tcn_create.restype = ctypes.c_void_p
+        lib.tcn_create.argtypes = [_int_p, _float_p, ctypes.c_long]
+        lib.tcn_set_start.argtypes = [ctypes.c_void_p, _float_p]
         lib.gru_forward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 6
         lib.gru_forward.restype = None
         lib.gru_backward.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int] + [_addr] * 8
@@ -357,6 +360,52 @@ def graybox_weights(model: GrayBox) -> tuple[np.ndarray, np.ndarray]:
 ACT_PARAMS = 4  # amp.c: parameters of an activation before its per-channel ones
 
 
+@torch.no_grad()
+def tcn_weights(model: TCN, lib: ctypes.CDLL) -> tuple[np.ndarray, np.ndarray]:
+    """What ``tcn_create`` takes for a TCN or GCN the WaveNet kernel cannot run (knob FiLM,
+    TFiLM): the shape (int32: gated, the activation's id, channels, blocks, knobs, the knob
+    MLP's hidden units, the TFiLM block or 0, the TFiLM GRU's units, each block's kernel and
+    dilation) and the float32 weights in the order amp.c reads them."""
+    parts = []
+    for block in model.blocks:
+        parts += [block.weight, block.bias]
+        parts += [p for p in (block.mix, block.gain) if p is not None]
+        if block.tfilm is not None:
+            rnn, mod = block.tfilm.rnn, block.tfilm.modulation
+            parts += [rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0]
+            parts += [mod.weight, mod.bias]
+    film = model.film
+    if film is not None:
+        parts += [film.hidden_weight, film.hidden_bias, film.weight, film.bias]
+    parts += [model.head, model.head_bias]
+    flat = torch.cat([t.detach().float().reshape(-1) for t in parts]).numpy()
+    act = 0 if model.gated else activation_ids(lib, [activation_name(model.activation)])[0]
+    params = [0.0] * (ACT_PARAMS + model.channels)
+    if not model.gated:
+        params = _act_params(model.activation, model.channels)
+    shape = [
+        int(model.gated),
+        act,
+        model.channels,
+        len(model.blocks),
+        len(model.params),
+        model.film_hidden if model.params else 0,
+        model.tfilm_block or 0,
+        model.tfilm_hidden,
+    ]
+    for block in model.blocks:
+        shape += [block.kernel_size, block.dilation]
+    weights = np.concatenate([flat, np.asarray(params, np.float32)])
+    return np.array(shape, np.int32), weights
+
+
+def tcn_start(model: TCN, knobs: np.ndarray | None = None) -> np.ndarray:
+    """``tcn_set_start``'s state: :meth:`TCN.initial_state` with the knobs held, flattened."""
+    held = None if knobs is None else torch.from_numpy(np.asarray(knobs, np.float32))[None]
+    state = model.initial_state(1, held)
+    return torch.cat([t.float().reshape(-1) for t in state]).numpy()
+
+
 def _act_params(module, channels: int) -> list[float]:
     """What ``activation_p`` in amp.c reads for ``module`` (``ACT_PARAMS + channels``)."""
     out = [0.0] * (ACT_PARAMS + channels)
@@ -468,6 +517,12 @@ def unsupported(model) -> str | None:
         return None
     if type(model) in (LSTM, GRU, S4D, GrayBox):
         return None
+    if isinstance(model, TCN):  # what TCN.as_wavenet cannot say: knob FiLM, TFiLM
+        if not model.gated:
+            name = activation_name(model.activation)
+            if activation_ids(lib, [name])[0] < 0:
+                return f"the native kernel has no {name} activation"
+        return None
     return f"there is no native kernel for a {type(model).__name__} yet"
 
 
@@ -479,7 +534,7 @@ class NativeModel:
     until :meth:`reset`.
     """
 
-    def __init__(self, model: WaveNet | LSTM | GRU | S4D | GrayBox, max_block: int = 4096):
+    def __init__(self, model: WaveNet | LSTM | GRU | S4D | GrayBox | TCN, max_block: int = 4096):
         model = wavenet_form(model)
         why = unsupported(model)
         if why is not None:
@@ -504,6 +559,13 @@ class NativeModel:
             self._kind = "graybox"
             shape, weights = graybox_weights(model)
             self._handle = lib.graybox_create(_ptr(shape, _int_p), _ptr(weights), len(weights))
+        elif isinstance(model, TCN):
+            self._kind = "tcn"
+            shape, weights = tcn_weights(model, lib)
+            self._handle = lib.tcn_create(_ptr(shape, _int_p), _ptr(weights), len(weights))
+            if self._handle:
+                start = tcn_start(model)
+                lib.tcn_set_start(self._handle, _ptr(start))
         else:  # an LSTM or a GRU: the same constructor arguments, each its weight order
             self._kind = "lstm" if isinstance(model, LSTM) else "gru"
             weights = lstm_weights(model) if self._kind == "lstm" else gru_weights(model)
@@ -579,6 +641,9 @@ class NativeModel:
             start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
             states = [np.ascontiguousarray(s[:, 0].numpy(), dtype=np.float32) for s in start]
             getattr(self._lib, f"{self._kind}_set_start")(self._handle, *map(_ptr, states))
+        elif self._kind == "tcn":  # the convolutions' histories and TFiLM's state after silence
+            start = tcn_start(self._model, knobs)
+            self._lib.tcn_set_start(self._handle, _ptr(start))
         elif self._kind == "s4d":  # so does its: the fixed point of every block
             start = self._model.initial_state(1, torch.from_numpy(knobs)[None])
             state = torch.cat([s[0].double().reshape(-1) for s in start]).numpy()

@@ -1,4 +1,4 @@
-/* Block-by-block inference kernels for ampnet's WaveNet, LSTM, GRU, S4D and gray box (and the
+/* Block-by-block inference kernels for ampnet's WaveNet, LSTM, GRU, S4D, gray box and TCN (and the
  * GRU's training recurrence).
  *
  * Compiled on the user's machine on first use (see kernels/__init__.py) and called
@@ -1987,6 +1987,352 @@ void graybox_process(void *handle, const float *in, int stride, float *out, int 
     }
 }
 
+/* The TCN and the GCN (ampnet/models/tcn.py) with what the WaveNet kernel cannot say: knob
+ * FiLM and TFiLM (models a TCN.as_wavenet turns into WaveNets run there). A chunk of up to
+ * TC_CHUNK samples at a time, block by block over the whole chunk:
+ *   z = conv_l(x_l) (dilated, causal, the block's input history in a linear buffer rewound
+ *   when full); a = act(z), or tanh(z_f) (1 + tanh(z_g)) gated; with knobs a <- scale a +
+ *   shift (an MLP of the knobs, per sample); with TFiLM a <- s a + t, s and t per channel from
+ *   a GRU stepped once per TFiLM block on the block's peaks of |a| (the peaks of the block
+ *   before: strictly causal); then the residual, x_{l+1} = a + g x_l (TCN) or mix a + (g) x_l
+ *   (GCN); y = w . x_L + b (TCN) or the head over every block's a (GCN). */
+#define TC_CHUNK 256
+
+typedef struct {
+    int in, out, kernel, dilation, history, length, pos; /* buf: in x length, next write at pos */
+    float *buf;
+    Dense conv; /* out x in * kernel, with the bias */
+    Dense mix;  /* a GCN block's 1x1 residual (has_mix) */
+    int has_mix;
+    float *gain; /* the residual's per-channel gain, or NULL */
+    /* TFiLM: the GRU's W_ih (3H x c), W_hh (3H x H), b_ih, b_hh; the modulation's W (2c x H), b */
+    float *w_ih, *w_hh, *b_ih, *b_hh, *mod_w, *mod_b;
+    float *peak, *hidden, *scale, *shift, *gates; /* c, H, c, c, 6H */
+} TcBlock;
+
+typedef struct {
+    int gated, act, c, n_blocks, knobs, film_hidden, tfilm, tfilm_hidden;
+    int pos; /* samples into the current TFiLM block */
+    TcBlock *blocks;
+    Dense film1, film2, head;
+    float *act_p;                       /* ACT_PARAMS + c */
+    float *z, *a, *kin, *fh, *films, *y; /* scratch, rows of TC_CHUNK */
+    const float **src;
+    float *start; /* the state after silence (tcn_set_start), restored by tcn_reset */
+    long start_n;
+} Tcn;
+
+void tcn_destroy(void *handle) {
+    Tcn *m = (Tcn *)handle;
+    if (!m) return;
+    for (int i = 0; m->blocks && i < m->n_blocks; i++) {
+        TcBlock *b = &m->blocks[i];
+        dense_free(&b->conv);
+        dense_free(&b->mix);
+        float *owned[] = {b->buf, b->gain, b->w_ih, b->w_hh, b->b_ih, b->b_hh, b->mod_w, b->mod_b,
+                          b->peak, b->hidden, b->scale, b->shift, b->gates};
+        for (size_t j = 0; j < sizeof owned / sizeof *owned; j++) free(owned[j]);
+    }
+    free(m->blocks);
+    dense_free(&m->film1);
+    dense_free(&m->film2);
+    dense_free(&m->head);
+    float *owned[] = {m->act_p, m->z, m->a, m->kin, m->fh, m->films, m->y, m->start};
+    for (size_t j = 0; j < sizeof owned / sizeof *owned; j++) free(owned[j]);
+    free((void *)m->src);
+    free(m);
+}
+
+/* scale and shift of the next TFiLM block from the GRU state */
+static void tc_modulation(const Tcn *m, TcBlock *b) {
+    const int c = m->c, H = m->tfilm_hidden;
+    for (int r = 0; r < 2 * c; r++) {
+        float v = b->mod_b[r];
+        for (int k = 0; k < H; k++) v += b->mod_w[(size_t)r * H + k] * b->hidden[k];
+        if (r < c) b->scale[r] = v;
+        else b->shift[r - c] = v;
+    }
+}
+
+/* one GRU step on the block's peaks (PyTorch's GRU: gates r, z, n) */
+static void tc_gru_step(const Tcn *m, TcBlock *b) {
+    const int c = m->c, H = m->tfilm_hidden;
+    float *gi = b->gates, *gh = b->gates + 3 * H;
+    for (int j = 0; j < 3 * H; j++) {
+        float u = b->b_ih[j], v = b->b_hh[j];
+        for (int k = 0; k < c; k++) u += b->w_ih[(size_t)j * c + k] * b->peak[k];
+        for (int k = 0; k < H; k++) v += b->w_hh[(size_t)j * H + k] * b->hidden[k];
+        gi[j] = u;
+        gh[j] = v;
+    }
+    for (int k = 0; k < H; k++) {
+        const float r = 1.0f / (1.0f + expf(-(gi[k] + gh[k])));
+        const float z = 1.0f / (1.0f + expf(-(gi[H + k] + gh[H + k])));
+        const float n = tanhf(gi[2 * H + k] + r * gh[2 * H + k]);
+        b->hidden[k] = n + z * (b->hidden[k] - n);
+    }
+    tc_modulation(m, b);
+}
+
+/* state: every block's input history (in x history, oldest first), then with TFiLM the
+ * position in the TFiLM block, every block's running peak (c) and GRU state (H): the order
+ * of TCN.initial_state's tensors, flattened. Kept, for tcn_reset. */
+void tcn_set_start(void *handle, const float *state) {
+    Tcn *m = (Tcn *)handle;
+    if (state != m->start) memcpy(m->start, state, sizeof(float) * (size_t)m->start_n);
+    const float *s = m->start;
+    for (int i = 0; i < m->n_blocks; i++) {
+        TcBlock *b = &m->blocks[i];
+        b->pos = b->history;
+        for (int r = 0; r < b->in; r++) {
+            memset(b->buf + (size_t)r * b->length, 0, sizeof(float) * (size_t)b->length);
+            memcpy(b->buf + (size_t)r * b->length, s, sizeof(float) * (size_t)b->history);
+            s += b->history;
+        }
+    }
+    if (!m->tfilm) return;
+    m->pos = (int)s[0];
+    s++;
+    for (int i = 0; i < m->n_blocks; i++, s += m->c) /* a block's first sample ignores the peak */
+        for (int r = 0; r < m->c; r++) m->blocks[i].peak[r] = m->pos ? s[r] : 0.0f;
+    for (int i = 0; i < m->n_blocks; i++, s += m->tfilm_hidden) {
+        memcpy(m->blocks[i].hidden, s, sizeof(float) * (size_t)m->tfilm_hidden);
+        tc_modulation(m, &m->blocks[i]);
+    }
+}
+
+void tcn_reset(void *handle) { tcn_set_start(handle, ((Tcn *)handle)->start); }
+
+/* Room for np more samples at b->pos: when there is none, the last `history` samples move
+ * to the front. */
+static void tc_room(TcBlock *b, int np) {
+    if (b->pos + np <= b->length) return;
+    for (int r = 0; r < b->in; r++) {
+        float *row = b->buf + (size_t)r * b->length;
+        memmove(row, row + b->pos - b->history, sizeof(float) * (size_t)b->history);
+    }
+    b->pos = b->history;
+}
+
+static float *tc_take(const float *w, long *at, long n) {
+    float *dst = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (dst && n > 0) memcpy(dst, w + *at, sizeof(float) * (size_t)n);
+    *at += n;
+    return dst;
+}
+
+/* shape: gated, the activation's id, channels, blocks, knobs, the knob MLP's hidden units,
+ * the TFiLM block (0: none), the TFiLM GRU's units, then each block's kernel and dilation.
+ * weights: per block the conv's weight (out x in * kernel) and bias, a GCN block's mix (c x
+ * c), the gain (c), the TFiLM GRU's W_ih, W_hh, b_ih, b_hh and modulation W, b; the knob
+ * MLP's W1, b1, W2, b2; the head's weights and bias; the activation's parameters (ACT_PARAMS
+ * + c). The state after silence follows through tcn_set_start. */
+void *tcn_create(const int *shape, const float *weights, long n_weights) {
+    const int gated = shape[0], act = shape[1], c = shape[2], L = shape[3], K = shape[4], FH = shape[5];
+    const int TB = shape[6], H = shape[7];
+    if (c < 1 || L < 1 || K < 0 || (K > 0 && FH < 1) || TB < 0 || (TB > 0 && H < 1) || act < 0 || act >= N_ACT)
+        return NULL;
+    for (int i = 0; i < L; i++)
+        if (shape[8 + 2 * i] < 1 || shape[9 + 2 * i] < 1) return NULL;
+    Tcn *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->gated = gated;
+    m->act = act;
+    m->c = c;
+    m->n_blocks = L;
+    m->knobs = K;
+    m->film_hidden = FH;
+    m->tfilm = TB;
+    m->tfilm_hidden = H;
+    m->blocks = calloc((size_t)L, sizeof *m->blocks);
+    long at = 0, start_n = TB ? 1 + (long)L * (c + H) : 0;
+    int ok = m->blocks != NULL, max_src = c * L + K + FH;
+    for (int i = 0; ok && i < L; i++) {
+        TcBlock *b = &m->blocks[i];
+        b->in = i == 0 ? 1 : c;
+        b->out = gated ? 2 * c : c;
+        b->kernel = shape[8 + 2 * i];
+        b->dilation = shape[9 + 2 * i];
+        b->history = (b->kernel - 1) * b->dilation;
+        b->length = b->history + 2 * TC_CHUNK;
+        start_n += (long)b->in * b->history;
+        if (b->in * b->kernel > max_src) max_src = b->in * b->kernel;
+        const long kw = (long)b->in * b->kernel;
+        if (at + b->out * kw + b->out > n_weights) { ok = 0; break; }
+        ok = dense_init(&b->conv, weights + at, weights + at + b->out * kw, b->out, (int)kw);
+        at += b->out * kw + b->out;
+        b->has_mix = gated && i < L - 1;
+        if (ok && b->has_mix) {
+            if (at + (long)c * c > n_weights) { ok = 0; break; }
+            ok = dense_init(&b->mix, weights + at, NULL, c, c);
+            at += (long)c * c;
+        }
+        const int has_gain = !gated || (i == 0 && L > 1);
+        if (ok && has_gain) ok = at + c <= n_weights && (b->gain = tc_take(weights, &at, c)) != NULL;
+        if (ok && TB) {
+            const long need = 3L * H * c + 3L * H * H + 6L * H + 2L * c * H + 2L * c;
+            ok = at + need <= n_weights;
+            if (ok) {
+                b->w_ih = tc_take(weights, &at, 3L * H * c);
+                b->w_hh = tc_take(weights, &at, 3L * H * H);
+                b->b_ih = tc_take(weights, &at, 3L * H);
+                b->b_hh = tc_take(weights, &at, 3L * H);
+                b->mod_w = tc_take(weights, &at, 2L * c * H);
+                b->mod_b = tc_take(weights, &at, 2L * c);
+                b->peak = calloc((size_t)c, sizeof(float));
+                b->hidden = calloc((size_t)H, sizeof(float));
+                b->scale = calloc((size_t)c, sizeof(float));
+                b->shift = calloc((size_t)c, sizeof(float));
+                b->gates = calloc((size_t)6 * H, sizeof(float));
+                ok = b->w_ih && b->w_hh && b->b_ih && b->b_hh && b->mod_w && b->mod_b && b->peak &&
+                     b->hidden && b->scale && b->shift && b->gates;
+            }
+        }
+        if (ok) ok = (b->buf = calloc((size_t)b->in * b->length, sizeof(float))) != NULL;
+    }
+    if (ok && K) {
+        const long need = (long)FH * K + FH + 2L * c * L * FH + 2L * c * L;
+        ok = at + need <= n_weights && dense_init(&m->film1, weights + at, weights + at + (long)FH * K, FH, K);
+        at += (long)FH * K + FH;
+        ok = ok && dense_init(&m->film2, weights + at, weights + at + 2L * c * L * FH, 2 * c * L, FH);
+        at += 2L * c * L * FH + 2L * c * L;
+    }
+    const int mixed = gated ? c * L : c;
+    if (ok) {
+        ok = at + mixed + 1 <= n_weights && dense_init(&m->head, weights + at, weights + at + mixed, 1, mixed);
+        at += mixed + 1;
+    }
+    if (ok) {
+        ok = at + ACT_PARAMS + c == n_weights && (m->act_p = tc_take(weights, &at, ACT_PARAMS + c)) != NULL;
+    }
+    if (ok) {
+        const size_t S = TC_CHUNK;
+        m->z = calloc((size_t)2 * c * S, sizeof(float));
+        m->a = calloc((size_t)c * L * S, sizeof(float));
+        m->kin = calloc((size_t)(K > 0 ? K : 1) * S, sizeof(float));
+        m->fh = calloc((size_t)(FH > 0 ? FH : 1) * S, sizeof(float));
+        m->films = calloc((size_t)(K > 0 ? 2 * c * L : 1) * S, sizeof(float));
+        m->y = calloc(S, sizeof(float));
+        m->src = calloc((size_t)max_src, sizeof(float *));
+        m->start_n = start_n;
+        m->start = calloc((size_t)(start_n > 0 ? start_n : 1), sizeof(float));
+        ok = m->z && m->a && m->kin && m->fh && m->films && m->y && m->src && m->start;
+    }
+    if (!ok) {
+        tcn_destroy(m);
+        return NULL;
+    }
+    tcn_set_start(m, m->start); /* zeros until the caller sets the state after silence */
+    return m;
+}
+
+/* TFiLM over one block's activations a (c rows of stride S, n samples) from grid position p0 */
+static void tc_tfilm(Tcn *m, TcBlock *b, float *a, int n) {
+    const int c = m->c, TB = m->tfilm;
+    int p = m->pos, t = 0;
+    while (t < n) {
+        const int seg = n - t < TB - p ? n - t : TB - p;
+        for (int r = 0; r < c; r++) {
+            float *row = a + (size_t)r * TC_CHUNK + t, peak = b->peak[r];
+            const float s = b->scale[r], sh = b->shift[r];
+            for (int u = 0; u < seg; u++) {
+                const float v = row[u], av = fabsf(v);
+                peak = av > peak ? av : peak;
+                row[u] = sh + v * s;
+            }
+            b->peak[r] = peak;
+        }
+        t += seg;
+        p += seg;
+        if (p == TB) {
+            tc_gru_step(m, b);
+            for (int r = 0; r < c; r++) b->peak[r] = 0.0f;
+            p = 0;
+        }
+    }
+}
+
+static void tc_chunk(Tcn *m, const float *in, int stride, float *out, int n) {
+    const int c = m->c, L = m->n_blocks, np = round_up(n, TILE);
+    const size_t S = TC_CHUNK;
+    TcBlock *first = &m->blocks[0];
+    tc_room(first, np);
+    memcpy(first->buf + first->pos, in, sizeof(float) * (size_t)n);
+    if (m->knobs) {
+        for (int k = 0; k < m->knobs; k++) {
+            memcpy(m->kin + k * S, in + (size_t)(1 + k) * stride, sizeof(float) * (size_t)n);
+            m->src[k] = m->kin + k * S;
+        }
+        dense(&m->film1, m->src, NULL, 0, m->fh, (int)S, np);
+        for (int r = 0; r < m->film_hidden; r++)
+            for (int t = 0; t < np; t += TILE) vstore(m->fh + r * S + t, vtanh(vload(m->fh + r * S + t)));
+        for (int r = 0; r < m->film_hidden; r++) m->src[r] = m->fh + r * S;
+        dense(&m->film2, m->src, NULL, 0, m->films, (int)S, np);
+    }
+    for (int i = 0; i < L; i++) {
+        TcBlock *b = &m->blocks[i];
+        for (int r = 0; r < b->in; r++)
+            for (int j = 0; j < b->kernel; j++)
+                m->src[r * b->kernel + j] = b->buf + (size_t)r * b->length + b->pos - (b->kernel - 1 - j) * b->dilation;
+        dense(&b->conv, m->src, NULL, 0, m->z, (int)S, np);
+        float *a = m->a + (m->gated ? (size_t)i * c * S : 0);
+        for (int r = 0; r < c; r++)
+            for (int t = 0; t < np; t += TILE) {
+                vec v;
+                if (m->gated) {
+                    const vec f = vtanh(vload(m->z + r * S + t)), g = vtanh(vload(m->z + (c + r) * S + t));
+                    v = f + f * g;
+                } else {
+                    v = activation_p(m->act, vload(m->z + r * S + t), m->act_p, r);
+                }
+                if (m->knobs)
+                    v = vload(m->films + ((size_t)2 * i + 1) * c * S + r * S + t) +
+                        v * vload(m->films + (size_t)2 * i * c * S + r * S + t);
+                vstore(a + r * S + t, v);
+            }
+        if (m->tfilm) tc_tfilm(m, b, a, n);
+        const float *x = b->buf + b->pos; /* this block's input, row r at x + r * length */
+        if (i + 1 < L) {
+            TcBlock *next = &m->blocks[i + 1];
+            tc_room(next, np);
+            float *dst = next->buf + next->pos;
+            if (b->has_mix) {
+                for (int r = 0; r < c; r++) m->src[r] = a + r * S;
+                dense(&b->mix, m->src, NULL, 0, dst, next->length, np);
+            }
+            for (int r = 0; r < c; r++) {
+                const float *xr = x + (size_t)(b->in == 1 ? 0 : r) * b->length, g = b->gain ? b->gain[r] : 1.0f;
+                float *d = dst + (size_t)r * next->length;
+                const float *ar = a + r * S;
+                if (b->has_mix)
+                    for (int t = 0; t < n; t++) d[t] += g * xr[t];
+                else
+                    for (int t = 0; t < n; t++) d[t] = ar[t] + g * xr[t];
+            }
+        } else if (!m->gated) { /* the last TCN block's output, for the head */
+            for (int r = 0; r < c; r++) {
+                const float *xr = x + (size_t)(b->in == 1 ? 0 : r) * b->length, g = b->gain[r];
+                float *ar = a + r * S;
+                for (int t = 0; t < n; t++) ar[t] = ar[t] + g * xr[t];
+            }
+        }
+        b->pos += n;
+    }
+    if (m->tfilm) m->pos = (m->pos + n) % m->tfilm;
+    const int rows = m->gated ? c * L : c;
+    for (int r = 0; r < rows; r++) m->src[r] = m->a + r * S;
+    dense(&m->head, m->src, NULL, 0, m->y, (int)S, np);
+    memcpy(out, m->y, sizeof(float) * (size_t)n);
+}
+
+/* in: the audio, then each knob, planar (channel c at in + c * stride); out: n samples. */
+void tcn_process(void *handle, const float *in, int stride, float *out, int n) {
+    for (int t = 0; t < n; t += TC_CHUNK) {
+        const int k = n - t < TC_CHUNK ? n - t : TC_CHUNK;
+        tc_chunk((Tcn *)handle, in + t, stride, out + t, k);
+    }
+}
+
 static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* ------------------------------------------------------------ bindings -- */
@@ -2004,9 +2350,11 @@ typedef struct {
 
 typedef void (*Process)(void *, const float *, int, float *, int);
 
-/* kind: 0 for a WaveNet handle, 1 for an LSTM, 2 for a GRU, 3 for an S4D, 4 for a gray box. */
+/* kind: 0 for a WaveNet handle, 1 for an LSTM, 2 for a GRU, 3 for an S4D, 4 for a gray box,
+ * 5 for a TCN. */
 static Process process_of(int kind) {
-    static const Process table[] = {wavenet_process, lstm_process, gru_process, s4d_process, graybox_process};
+    static const Process table[] = {wavenet_process, lstm_process, gru_process, s4d_process, graybox_process,
+                                    tcn_process};
     return table[kind];
 }
 
