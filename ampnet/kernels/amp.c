@@ -1723,7 +1723,8 @@ void graybox_reset(void *handle) {
     m->have_last = 0;
 }
 
-static float *gb_take(const float *weights, long *at, int n) {
+/* A copy of the next n weights (at least one float, so that NULL means out of memory). */
+static float *take_floats(const float *weights, long *at, long n) {
     float *dst = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (dst && n > 0) memcpy(dst, weights + *at, sizeof(float) * (size_t)n);
     *at += n;
@@ -1774,18 +1775,18 @@ void *graybox_create(const int *shape, const float *weights, long n_weights) {
     if (ok && curve == 0) {
         const int H = size;
         m->hidden = H;
-        m->w1 = gb_take(weights, &at, H);
-        m->b1 = gb_take(weights, &at, H);
-        m->w2 = gb_take(weights, &at, H * H);
-        m->b2 = gb_take(weights, &at, H);
-        m->w3 = gb_take(weights, &at, H);
+        m->w1 = take_floats(weights, &at, H);
+        m->b1 = take_floats(weights, &at, H);
+        m->w2 = take_floats(weights, &at, H * H);
+        m->b2 = take_floats(weights, &at, H);
+        m->w3 = take_floats(weights, &at, H);
         m->b3 = weights[at++];
         ok = m->w1 && m->b1 && m->w2 && m->b2 && m->w3;
     } else if (ok) {
         m->num_n = size + 1;
         m->den_n = den;
-        m->num = gb_take(weights, &at, size + 1);
-        m->den = gb_take(weights, &at, den);
+        m->num = take_floats(weights, &at, size + 1);
+        m->den = take_floats(weights, &at, den);
         ok = m->num && m->den;
     }
     if (ok) m->f0 = weights[at++];
@@ -1793,10 +1794,10 @@ void *graybox_create(const int *shape, const float *weights, long n_weights) {
     m->knob_hidden = kh;
     m->offsets = offsets;
     if (ok && knobs) {
-        m->kw1 = gb_take(weights, &at, kh * knobs);
-        m->kb1 = gb_take(weights, &at, kh);
-        m->kw2 = gb_take(weights, &at, offsets * kh);
-        m->kb2 = gb_take(weights, &at, offsets);
+        m->kw1 = take_floats(weights, &at, kh * knobs);
+        m->kb1 = take_floats(weights, &at, kh);
+        m->kw2 = take_floats(weights, &at, offsets * kh);
+        m->kb2 = take_floats(weights, &at, offsets);
         m->last = calloc((size_t)knobs, sizeof(float));
         m->gains = calloc((size_t)offsets, sizeof(float));
         m->hid = calloc((size_t)kh, sizeof(float));
@@ -2114,13 +2115,6 @@ static void tc_room(TcBlock *b, int np) {
     b->pos = b->history;
 }
 
-static float *tc_take(const float *w, long *at, long n) {
-    float *dst = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (dst && n > 0) memcpy(dst, w + *at, sizeof(float) * (size_t)n);
-    *at += n;
-    return dst;
-}
-
 /* shape: gated, the activation's id, channels, blocks, knobs, the knob MLP's hidden units,
  * the TFiLM block (0: none), the TFiLM GRU's units, then each block's kernel and dilation.
  * weights: per block the conv's weight (out x in * kernel) and bias, a GCN block's mix (c x
@@ -2168,17 +2162,17 @@ void *tcn_create(const int *shape, const float *weights, long n_weights) {
             at += (long)c * c;
         }
         const int has_gain = !gated || (i == 0 && L > 1);
-        if (ok && has_gain) ok = at + c <= n_weights && (b->gain = tc_take(weights, &at, c)) != NULL;
+        if (ok && has_gain) ok = at + c <= n_weights && (b->gain = take_floats(weights, &at, c)) != NULL;
         if (ok && TB) {
             const long need = 3L * H * c + 3L * H * H + 6L * H + 2L * c * H + 2L * c;
             ok = at + need <= n_weights;
             if (ok) {
-                b->w_ih = tc_take(weights, &at, 3L * H * c);
-                b->w_hh = tc_take(weights, &at, 3L * H * H);
-                b->b_ih = tc_take(weights, &at, 3L * H);
-                b->b_hh = tc_take(weights, &at, 3L * H);
-                b->mod_w = tc_take(weights, &at, 2L * c * H);
-                b->mod_b = tc_take(weights, &at, 2L * c);
+                b->w_ih = take_floats(weights, &at, 3L * H * c);
+                b->w_hh = take_floats(weights, &at, 3L * H * H);
+                b->b_ih = take_floats(weights, &at, 3L * H);
+                b->b_hh = take_floats(weights, &at, 3L * H);
+                b->mod_w = take_floats(weights, &at, 2L * c * H);
+                b->mod_b = take_floats(weights, &at, 2L * c);
                 b->peak = calloc((size_t)c, sizeof(float));
                 b->hidden = calloc((size_t)H, sizeof(float));
                 b->scale = calloc((size_t)c, sizeof(float));
@@ -2203,7 +2197,7 @@ void *tcn_create(const int *shape, const float *weights, long n_weights) {
         at += mixed + 1;
     }
     if (ok) {
-        ok = at + ACT_PARAMS + c == n_weights && (m->act_p = tc_take(weights, &at, ACT_PARAMS + c)) != NULL;
+        ok = at + ACT_PARAMS + c == n_weights && (m->act_p = take_floats(weights, &at, ACT_PARAMS + c)) != NULL;
     }
     if (ok) {
         const size_t S = TC_CHUNK;
