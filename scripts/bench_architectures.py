@@ -329,14 +329,14 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
         part = sorted((r for r in rows if r["data"] == name), key=lambda r: r["unseen_esr"])
         lines += [f"\n### {name}\n",
                   "| model | family | unseen ESR | pre-emph. ESR | MR-STFT | val ESR | params | "
-                  "MACs/sample | RTF @64 | engine | train s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "MACs/sample | RTF @64 | engine | epochs | train s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in part:
             lines.append(
                 f"| `{r['model']}` | {r['family']} | {r['unseen_esr']:.4f} | "
                 f"{r['unseen_esr_pre']:.4f} | {r['unseen_mrstft']:.3f} | {r['val_esr']:.4f} | "
                 f"{r['parameters']} | {r['macs_per_sample']:.0f} | {r['rtf_64']:.4f} | "
-                f"{r['engine']} | {r['train_seconds']:.0f} |"
+                f"{r['engine']} | {r['epochs']} | {r['train_seconds']:.0f} |"
             )
         for m in marks.get(name, []):
             pre = f"{m['unseen_esr_pre']:.4f}" if "unseen_esr_pre" in m else "-"
@@ -345,7 +345,7 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
             lines.append(
                 f"| {m['label']} (peer) | NAM | {m['unseen_esr']:.4f} | {pre} | {stft} | - | "
                 f"{m.get('parameters', '-')} | - | {m['rtf_64']:.4f} | {m.get('engine', '-')} | "
-                f"{secs} |"
+                f"{m.get('epochs', '-')} | {secs} |"
             )
         live = [r for r in part if r["rtf_64"] <= 0.05]
         if live:
