@@ -260,6 +260,11 @@ def train_nam(name: str, data: dict, args) -> None:
     (work / "time.json").write_text(json.dumps(times))
 
 
+# a bench_capture.json row's names for what the leaderboard shows
+BENCH_CAPTURE_KEYS = [("unseen_esr_pre", "di_esr_pre"), ("unseen_mrstft", "di_mrstft"),
+                      ("train_seconds", "time_s"), ("parameters", "parameters")]  # fmt: skip
+
+
 def peers(path: Path | None, name: str, out: Path, score) -> list[dict]:
     """NAM's models: the A1 that ``--nam`` trained here on the same regions (scored like
     ampnet's), else those of a bench_capture.json (ts9, ht40); with their engine's RTF."""
@@ -282,7 +287,11 @@ def peers(path: Path | None, name: str, out: Path, score) -> list[dict]:
             continue
         model = load_model_file(r["model_file"], 1.0 if "Full" in r["label"] else 0.25).model
         rtf, engine = realtime_factor(model, 48000)
-        out_rows.append({"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf})
+        row = {"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf, "engine": engine}
+        for ours, theirs in BENCH_CAPTURE_KEYS:
+            if theirs in r:
+                row[ours] = r[theirs]
+        out_rows.append(row)
     return out_rows
 
 
