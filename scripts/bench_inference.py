@@ -176,7 +176,9 @@ def nam_stream_rtf(nam, x: np.ndarray, block: int, receptive_field: int) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="audio per offline measurement")
-    parser.add_argument("--models", default=",".join(PRESETS))
+    parser.add_argument(
+        "--models", default=None, help="comma-separated presets (default: all of the table's)"
+    )
     parser.add_argument("--json", default=None, help="also write the numbers here")
     parser.add_argument(
         "--engine-only", action="store_true", help="only the table against NAM's engine"
@@ -193,7 +195,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.families:
-        family_table(args.seconds, args.json)
+        family_table(
+            args.seconds, args.json, args.models.split(",") if args.models else FAMILY_ROWS
+        )
         return
     if args.engine_only or args.features:
         engine_table(args.json, FEATURE_ROWS if args.features else ENGINE_ROWS,
@@ -210,7 +214,7 @@ def main() -> None:
         f"{all_threads} threads; {args.seconds:g} s of audio at {RATE} Hz; torch {torch.__version__}"
     )
     results = {}
-    for name in args.models.split(","):
+    for name in (args.models or ",".join(PRESETS)).split(","):
         model = preset(name)
         nam = nam_model(model)
         row = {"parameters": sum(p.numel() for p in model.parameters())}
@@ -296,7 +300,7 @@ def engine_table(json_path: str | None, specs=ENGINE_ROWS, blocks=(32, 64, 256))
     return rows
 
 
-def family_table(seconds: float, json_path: str | None) -> dict:
+def family_table(seconds: float, json_path: str | None, names: list[str] = FAMILY_ROWS) -> dict:
     """Streamer real-time factors of every family's presets, native kernel and PyTorch, and
     the kernel in a C loop: 64-sample blocks, one thread, the median of 3 after a warm-up."""
     x = synth_input(seconds)
@@ -304,7 +308,7 @@ def family_table(seconds: float, json_path: str | None) -> dict:
     print("| model | params | Streamer, native | Streamer, PyTorch | C loop | PyTorch / native |")
     print("|---|---|---|---|---|---|")
     rows = {}
-    for name in FAMILY_ROWS:
+    for name in names:
         model = preset(name)
         why = kernels.unsupported(model)
         native = float("nan") if why else stream_rtf(model, x, 64, "native")
