@@ -2006,9 +2006,10 @@ typedef struct {
     Dense mix;  /* a GCN block's 1x1 residual (has_mix) */
     int has_mix;
     float *gain; /* the residual's per-channel gain, or NULL */
-    /* TFiLM: the GRU's W_ih (3H x c), W_hh (3H x H), b_ih, b_hh; the modulation's W (2c x H), b */
-    float *w_ih, *w_hh, *b_ih, *b_hh, *mod_w, *mod_b;
-    float *peak, *hidden, *scale, *shift, *gates; /* c, H, c, c, 6H */
+    /* TFiLM: the GRU's W_ih (3H x c), W_hh transposed (H x 3H, as gru_forward reads it), b_ih,
+     * b_hh; the modulation's W (2c x H), b */
+    float *w_ih, *w_hh_t, *b_ih, *b_hh, *mod_w, *mod_b;
+    float *peak, *hidden, *scale, *shift, *gates; /* c, H, c, c, 3H */
 } TcBlock;
 
 typedef struct {
@@ -2030,7 +2031,7 @@ void tcn_destroy(void *handle) {
         TcBlock *b = &m->blocks[i];
         dense_free(&b->conv);
         dense_free(&b->mix);
-        float *owned[] = {b->buf, b->gain, b->w_ih, b->w_hh, b->b_ih, b->b_hh, b->mod_w, b->mod_b,
+        float *owned[] = {b->buf, b->gain, b->w_ih, b->w_hh_t, b->b_ih, b->b_hh, b->mod_w, b->mod_b,
                           b->peak, b->hidden, b->scale, b->shift, b->gates};
         for (size_t j = 0; j < sizeof owned / sizeof *owned; j++) free(owned[j]);
     }
@@ -2055,23 +2056,19 @@ static void tc_modulation(const Tcn *m, TcBlock *b) {
     }
 }
 
-/* one GRU step on the block's peaks (PyTorch's GRU: gates r, z, n) */
+void gru_forward(int batch, long T, int H, const float *gi, const float *h0, const float *wt,
+                 const float *bias, float *hs, float *save);
+
+/* one GRU step on the block's peaks: the input projection here, the recurrence gru_forward's */
 static void tc_gru_step(const Tcn *m, TcBlock *b) {
     const int c = m->c, H = m->tfilm_hidden;
-    float *gi = b->gates, *gh = b->gates + 3 * H;
+    float *gi = b->gates;
     for (int j = 0; j < 3 * H; j++) {
-        float u = b->b_ih[j], v = b->b_hh[j];
+        float u = b->b_ih[j];
         for (int k = 0; k < c; k++) u += b->w_ih[(size_t)j * c + k] * b->peak[k];
-        for (int k = 0; k < H; k++) v += b->w_hh[(size_t)j * H + k] * b->hidden[k];
         gi[j] = u;
-        gh[j] = v;
     }
-    for (int k = 0; k < H; k++) {
-        const float r = 1.0f / (1.0f + expf(-(gi[k] + gh[k])));
-        const float z = 1.0f / (1.0f + expf(-(gi[H + k] + gh[H + k])));
-        const float n = tanhf(gi[2 * H + k] + r * gh[2 * H + k]);
-        b->hidden[k] = n + z * (b->hidden[k] - n);
-    }
+    gru_forward(1, 1, H, gi, b->hidden, b->w_hh_t, b->b_hh, b->hidden, NULL); /* in place */
     tc_modulation(m, b);
 }
 
@@ -2168,7 +2165,11 @@ void *tcn_create(const int *shape, const float *weights, long n_weights) {
             ok = at + need <= n_weights;
             if (ok) {
                 b->w_ih = take_floats(weights, &at, 3L * H * c);
-                b->w_hh = take_floats(weights, &at, 3L * H * H);
+                b->w_hh_t = malloc(sizeof(float) * (size_t)3 * H * H);
+                if (b->w_hh_t)
+                    for (int j = 0; j < 3 * H; j++)
+                        for (int k = 0; k < H; k++) b->w_hh_t[(size_t)k * 3 * H + j] = weights[at + (long)j * H + k];
+                at += 3L * H * H;
                 b->b_ih = take_floats(weights, &at, 3L * H);
                 b->b_hh = take_floats(weights, &at, 3L * H);
                 b->mod_w = take_floats(weights, &at, 2L * c * H);
@@ -2177,8 +2178,8 @@ void *tcn_create(const int *shape, const float *weights, long n_weights) {
                 b->hidden = calloc((size_t)H, sizeof(float));
                 b->scale = calloc((size_t)c, sizeof(float));
                 b->shift = calloc((size_t)c, sizeof(float));
-                b->gates = calloc((size_t)6 * H, sizeof(float));
-                ok = b->w_ih && b->w_hh && b->b_ih && b->b_hh && b->mod_w && b->mod_b && b->peak &&
+                b->gates = calloc((size_t)3 * H, sizeof(float));
+                ok = b->w_ih && b->w_hh_t && b->b_ih && b->b_hh && b->mod_w && b->mod_b && b->peak &&
                      b->hidden && b->scale && b->shift && b->gates;
             }
         }
