@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_capture import SHARED, make_signal, reamp_split, record  # noqa: E402
-from bench_training import NAM_MODEL, nam_learning  # noqa: E402
+from bench_training import NAM_MODEL, nam_data, nam_learning  # noqa: E402
 
 from ampnet.formats import load_model_file  # noqa: E402
 from ampnet.report.metrics import compare_signals  # noqa: E402
@@ -74,20 +74,6 @@ TEST_SECONDS, VAL_SECONDS = 4.0, 9.0
 
 def family_of(preset: str) -> str:
     return next(f for f, presets in MODELS.items() if preset in presets)
-
-
-def nam_data(x: Path, y: Path, train: tuple, val: tuple) -> dict:
-    """NAM's data config: train and validate on the regions (seconds) ampnet uses."""
-    return {
-        "train": {"start_seconds": train[0], "stop_seconds": train[1], "ny": 8192},
-        "validation": {
-            "start_seconds": val[0],
-            "stop_seconds": val[1],
-            "ny": None,
-            "require_input_pre_silence": None,
-        },  # fmt: skip
-        "common": {"x_path": str(x), "y_path": str(y), "delay": 0},
-    }
 
 
 def data_setup(name: str, out: Path, minutes: float) -> tuple[list[str], callable, dict]:

@@ -109,16 +109,19 @@ def nam_learning(epochs: int) -> dict:
     }
 
 
-def nam_data(di: Path, target: Path, train_stop: float) -> dict:
+def nam_data(x: Path, y: Path, train: tuple, val: tuple) -> dict:
+    """NAM's data config: train and validate on the regions ``(start, stop)`` in seconds
+    (negative: from the end; None: the file's start or end). The validation region need not
+    follow silence (the DI has none before its last 9 s)."""
     return {
-        "train": {"start_seconds": None, "stop_seconds": train_stop, "ny": 8192},
+        "train": {"start_seconds": train[0], "stop_seconds": train[1], "ny": 8192},
         "validation": {
-            "start_seconds": -VAL_SECONDS,
-            "stop_seconds": None,
+            "start_seconds": val[0],
+            "stop_seconds": val[1],
             "ny": None,
-            "require_input_pre_silence": None,  # the DI has no silence before the last 9 s
+            "require_input_pre_silence": None,
         },
-        "common": {"x_path": str(di), "y_path": str(target), "delay": 0},
+        "common": {"x_path": str(x), "y_path": str(y), "delay": 0},
     }
 
 
@@ -165,7 +168,9 @@ def bench_nam(capture: str, out: Path, train_stop: float, epochs: int, a2: bool 
     work = out / f"nam_{'a2_' if a2 else ''}{capture}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    data = nam_data(SHARED / "di.wav", SHARED / f"{capture}.wav", train_stop)
+    data = nam_data(
+        SHARED / "di.wav", SHARED / f"{capture}.wav", (None, train_stop), (-VAL_SECONDS, None)
+    )
     if a2:
         data["joint"] = NAM_A2_JOINT
     configs = {

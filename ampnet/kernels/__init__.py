@@ -380,9 +380,8 @@ def tcn_weights(model: TCN, lib: ctypes.CDLL) -> tuple[np.ndarray, np.ndarray]:
     parts += [model.head, model.head_bias]
     flat = torch.cat([t.detach().float().reshape(-1) for t in parts]).numpy()
     act = 0 if model.gated else activation_ids(lib, [activation_name(model.activation)])[0]
-    params = [0.0] * (ACT_PARAMS + model.channels)
-    if not model.gated:
-        params = _act_params(model.activation, model.channels)
+    gated = [0.0] * (ACT_PARAMS + model.channels)  # a GCN's gate reads no parameters
+    params = gated if model.gated else _act_params(model.activation, model.channels)
     shape = [
         int(model.gated),
         act,
