@@ -7,7 +7,9 @@ the model never heard against what it costs to play.
 For each data set it runs a Hydra multirun, ``python -m ampnet.train -m model=<every
 preset>``, with the default recipe, and one more with ``experiment=recurrent`` for the LSTMs
 and GRUs (``RECIPES``; ``--epochs`` sets ``trainer.max_epochs`` for all), then scores every
-run's best checkpoint:
+run's best checkpoint. ``--variant LABEL OVERRIDE ...`` trains every model once more with
+those overrides (a recipe to compare, e.g. ``--variant pre loss=nmse_pre``), listed as
+``model [LABEL]``:
 
 * ``ts9``, ``ht40``: the capture workflow of ``scripts/bench_capture.py``: ampnet's reamp
   signal rendered through the shared capture is the training pair; the unseen playing is
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +166,21 @@ def realtime_factor(model, rate: int, block: int = 64, seconds: float = 5.0) -> 
         torch.set_num_threads(threads)
 
 
+def variants(args) -> dict[str, list[str]]:
+    """``--variant LABEL OVERRIDE ...``: label -> overrides; the plain runs are ``""``."""
+    found = {"": []}
+    for label, *overrides in args.variant or []:
+        if not overrides or not label.isidentifier() or label in found:
+            print(f"bench_architectures: --variant {label}: give a new label (a word) and at "
+                  "least one override, e.g. --variant pre loss=nmse_pre", file=sys.stderr)  # fmt: skip
+            sys.exit(2)
+        found[label] = overrides
+    return found
+
+
 def train(name: str, overrides: list[str], presets: list[str], args, core: int | None) -> Path:
-    """One multirun per recipe (``RECIPES``) on data set ``name``: ``runs/<name>/<recipe>/``."""
+    """One multirun per recipe (``RECIPES``) and variant (``--variant``) on data set
+    ``name``: ``runs/<name>/<recipe>/``, ``runs/<name>/<variant>+<recipe>/``."""
     sweep = args.out / "runs" / name
     shutil.rmtree(sweep, ignore_errors=True)
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -175,15 +191,19 @@ def train(name: str, overrides: list[str], presets: list[str], args, core: int |
     if core is not None:
         taskset = ["taskset", "-c", str(core)]
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    for recipe, members in groups.items():
+    for (variant, extra), (recipe, members) in product(variants(args).items(), groups.items()):
         label = "_".join(r.split("=")[-1] for r in recipe) or "default"
+        label = f"{variant}+{label}" if variant else label
         cmd = [
             *taskset, sys.executable, "-m", "ampnet.train", "-m", f"model={','.join(members)}",
             *overrides, *recipe, f"trainer.max_epochs={args.epochs}",
             "callbacks.progress_bar=null", "callbacks.audio_examples=null",
-            f"hydra.sweep.dir={sweep / label}", *args.train_args,
+            f"hydra.sweep.dir={sweep / label}", *args.train_args, *extra,
         ]  # fmt: skip
         (sweep / label).mkdir(parents=True, exist_ok=True)
+        if variant:
+            tag = {"label": variant, "overrides": extra}
+            (sweep / label / "variant.json").write_text(json.dumps(tag))
         log_file = sweep.parent / f"{name}_{label}.log"
         print(f"  training {len(members)} models on {name} ({label} recipe)", flush=True)
         with open(log_file, "w") as log:
@@ -193,6 +213,11 @@ def train(name: str, overrides: list[str], presets: list[str], args, core: int |
     return sweep
 
 
+def shown(row: dict) -> str:
+    """A row's model as the tables name it: the preset, and its ``--variant`` label."""
+    return f"{row['model']} [{row['variant']}]" if row.get("variant") else row["model"]
+
+
 def collect(name: str, sweep: Path, score) -> list[dict]:
     rows = []
     for metrics_file in sorted(sweep.glob("*/*/metrics.json")):
@@ -200,16 +225,19 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
         loaded = load_model_file(metrics["best_checkpoint"])
         model = loaded.model.eval()
         preset = metrics["model_name"]
+        tag = metrics_file.parent.parent / "variant.json"  # what --variant trained it with
+        variant = json.loads(tag.read_text()) if tag.is_file() else {"label": "", "overrides": []}
         rtf, engine = realtime_factor(model, loaded.sample_rate or 48000)
         rows.append({
             "data": name, "family": family_of(preset), "model": preset,
+            "variant": variant["label"], "overrides": " ".join(variant["overrides"]),
             **{f"unseen_{k}": v for k, v in score(model).items()},
             "val_esr": metrics["val_esr"], "parameters": metrics["parameters"],
             "macs_per_sample": macs_per_sample(model), "rtf_64": rtf, "engine": engine,
             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
             "run": str(metrics_file.parent),
         })  # fmt: skip
-        print(f"    {name:<10} {preset:<18} unseen ESR {rows[-1]['unseen_esr']:.4f}  "
+        print(f"    {name:<10} {shown(rows[-1]):<24} unseen ESR {rows[-1]['unseen_esr']:.4f}  "
               f"RTF {rtf:.4f} ({engine})", flush=True)  # fmt: skip
     return rows
 
@@ -293,7 +321,7 @@ def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
     for r in rows:
         c = colors[families.index(r["family"])]
         ax.scatter(r["rtf_64"], r["unseen_esr"], color=c, s=40)
-        ax.annotate(r["model"], (r["rtf_64"], r["unseen_esr"]), fontsize=7,
+        ax.annotate(shown(r), (r["rtf_64"], r["unseen_esr"]), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")  # fmt: skip
     for m in marks:
         ax.scatter(m["rtf_64"], m["unseen_esr"], marker="*", s=140, color="black")
@@ -312,7 +340,7 @@ def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
 
 
 def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
-    columns = ["data", "family", "model", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
+    columns = ["data", "family", "model", "variant", "overrides", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
                "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "train_seconds",
                "epochs"]  # fmt: skip
     with open(out / "leaderboard.csv", "w", newline="") as f:
@@ -328,7 +356,7 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in part:
             lines.append(
-                f"| `{r['model']}` | {r['family']} | {r['unseen_esr']:.4f} | "
+                f"| `{shown(r)}` | {r['family']} | {r['unseen_esr']:.4f} | "
                 f"{r['unseen_esr_pre']:.4f} | {r['unseen_mrstft']:.3f} | {r['val_esr']:.4f} | "
                 f"{r['parameters']} | {r['macs_per_sample']:.0f} | {r['rtf_64']:.4f} | "
                 f"{r['engine']} | {r['epochs']} | {r['train_seconds']:.0f} |"
@@ -345,7 +373,7 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
         live = [r for r in part if r["rtf_64"] <= 0.05]
         if live:
             best = live[0]
-            line = (f"\nBest at RTF <= 0.05: `{best['model']}` ({best['family']}), "
+            line = (f"\nBest at RTF <= 0.05: `{shown(best)}` ({best['family']}), "
                     f"unseen ESR {best['unseen_esr']:.4f}")  # fmt: skip
             a1 = [m for m in marks.get(name, []) if "A1" in m["label"]]
             if a1:
@@ -353,6 +381,13 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
                 verdict = "below" if ratio < 1 else "not below"
                 line += f"; {ratio:.2f}x {a1[0]['label']}'s ({verdict} it)"
             lines.append(line + ".")
+        tags = {r["variant"]: r["overrides"] for r in part if r.get("variant")}
+        if tags:
+            lines.append(
+                "\nVariants (the same models, trained with more overrides): "
+                + "; ".join(f"`[{label}]` `{overrides}`" for label, overrides in tags.items())
+                + "."
+            )
     (out / "leaderboard.md").write_text("\n".join(lines).lstrip() + "\n")
     print("\n".join(lines))
 
@@ -370,6 +405,11 @@ def main() -> None:
     )
     parser.add_argument("--train-args", nargs="*", default=[], help="more overrides for every run")
     parser.add_argument(
+        "--variant", nargs="+", action="append", metavar=("LABEL", "OVERRIDE"),
+        help="also train every model with these overrides, listed as 'model [LABEL]' "
+        "(repeatable): --variant pre loss=nmse_pre",
+    )  # fmt: skip
+    parser.add_argument(
         "--peers", type=Path, default=REPO / "outputs" / "bench_capture" / "bench_capture.json"
     )
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_architectures")
@@ -385,6 +425,7 @@ def main() -> None:
         "--nam-only", action="store_true", help="train NAM's peers (--nam) and stop"
     )
     args = parser.parse_args()
+    variants(args)  # a malformed --variant stops here, before any training
     args.out.mkdir(parents=True, exist_ok=True)
     setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}
     sweeps = {name: args.out / "runs" / name for name in args.data}
