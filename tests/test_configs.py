@@ -160,8 +160,12 @@ def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_cho
     loss = instantiate(cfg.loss, signal_power=1.0)
     assert loss.warmup_steps == 500 and set(loss.warmup_weights) == {"mrstft"}
     assert set(loss.weights) == {"nmse"}
-    lstm = compose_train(["experiment=recurrent", "model=lstm"], tmp_path)
+    # short windows after a shorter burn-in: eight times the steps per epoch, for any cell
+    assert cfg.data.segment_length == 2048 and cfg.model.burn_in == 1024
+    lstm = compose_train(["experiment=recurrent", "model=lstm_large"], tmp_path)
     assert lstm.model._target_ == "ampnet.models.LSTM" and lstm.loss.warmup.steps == 500
+    assert lstm.model.hidden_size == 64 and lstm.model.burn_in == 1024
+    assert lstm.data.segment_length == 2048
 
 
 @pytest.mark.slow  # a training per preset (the GRU's alone is about 20-50 s on 2 cores)
