@@ -162,6 +162,7 @@ def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_cho
     assert set(loss.weights) == {"nmse"}
     # short windows after a shorter burn-in: eight times the steps per epoch, for any cell
     assert cfg.data.segment_length == 2048 and cfg.model.burn_in == 1024
+    assert cfg.data.segment_length >= loss.min_length  # the spectral start's STFTs fit a window
     lstm = compose_train(["experiment=recurrent", "model=lstm_large"], tmp_path)
     assert lstm.model._target_ == "ampnet.models.LSTM" and lstm.loss.warmup.steps == 500
     assert lstm.model.hidden_size == 64 and lstm.model.burn_in == 1024
