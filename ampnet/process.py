@@ -132,7 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default="best",
-        help="best | last (newest run under outputs/), a run dir, a .ckpt or a .nam",
+        help="best | last (newest run under outputs/), a run dir, a multirun folder (its run "
+        "with the lowest validation ESR), a .ckpt or a .nam",
     )
     parser.add_argument("-d", "--device", default="cpu", help="cpu (native kernels) or cuda")
     parser.add_argument(

@@ -3,6 +3,8 @@ in place, and starting a DDP run's other ranks in the same directory."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,7 +29,8 @@ def run_dirs(outputs: str | os.PathLike = DEFAULT_OUTPUTS) -> list[Path]:
 def resolve_checkpoint(
     spec: str | os.PathLike, outputs: str | os.PathLike = DEFAULT_OUTPUTS
 ) -> Path:
-    """``best`` / ``last`` (of the newest run), a run directory, or a checkpoint path -> a .ckpt path."""
+    """``best`` / ``last`` (of the newest run), a run directory, a sweep folder (its run with
+    the lowest validation ESR), or a checkpoint path -> a .ckpt path."""
     spec_str = str(spec)
     if spec_str in ("best", "last"):
         runs = run_dirs(outputs)
@@ -38,11 +41,40 @@ def resolve_checkpoint(
             )
         return _in_run(runs[-1], spec_str)
     path = Path(spec_str)
+    if path.is_dir() and not (path / "checkpoints").is_dir() and run_dirs(path):
+        return _in_run(best_of_sweep(path), "best")
     if path.is_dir():
         return _in_run(path, "best")
     if not path.is_file():
         raise AmpnetError(f"{path}: no such checkpoint or run directory")
     return path
+
+
+def best_of_sweep(folder: Path) -> Path:
+    """The run below ``folder`` (a multirun's folder) with the lowest validation ESR: the
+    number each run selected its best checkpoint on, so picking by it leaves every run's
+    test region unseen. Says which run it took, and of how many."""
+    scored = []
+    for run in run_dirs(folder):
+        try:
+            val = json.loads((run / "metrics.json").read_text())["val_esr"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(val, int | float) and math.isfinite(val):
+            scored.append((val, str(run)))
+    if not scored:
+        raise AmpnetError(
+            f"{folder}: no finished run below it (a metrics.json with a validation ESR); "
+            "pass a run directory or a checkpoint"
+        )
+    val, best = min(scored)
+    print(
+        f"ampnet: {folder}: {Path(best).relative_to(folder)} has the lowest validation ESR "
+        f"({val:.5g}) of {len(scored)} finished run(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return Path(best)
 
 
 def _in_run(run: Path, which: str) -> Path:

@@ -109,6 +109,41 @@ def test_best_is_the_newest_runs_best_checkpoint(tmp_path, wavenet):
     np.testing.assert_allclose(y, offline(wavenet, x), atol=1e-5)
 
 
+def test_a_sweep_folder_plays_its_run_with_the_lowest_validation_esr(tmp_path, wavenet):
+    sweep = tmp_path / "outputs" / "multirun" / "2026-12-03_14-00-00"
+    runs = {
+        "0_pair_lstm": (LSTM(hidden_size=4), 0.20),
+        "1_pair_wavenet": (wavenet, 0.05),
+        "2_pair_lstm": (LSTM(hidden_size=4), float("nan")),  # diverged: never the best
+        "3_pair_lstm": (LSTM(hidden_size=4), None),
+    }  # still training: no metrics yet
+    for name, (model, val) in runs.items():
+        write_checkpoint(model, sweep / name / "checkpoints" / "best.ckpt")
+        if val is not None:
+            (sweep / name / "metrics.json").write_text(json.dumps({"val_esr": val}))
+    x, _ = synth_pair(1.0, 16000)
+    sf.write(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
+    folder = str(sweep.relative_to(tmp_path))
+    result = run_module(
+        "ampnet.process", "in.wav", "-o", "out.wav", "--model", folder, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "1_pair_wavenet has the lowest validation ESR (0.05) of 2 finished run(s)" in result.stderr
+    )
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+    np.testing.assert_allclose(y, offline(wavenet, x), atol=1e-5)
+    # a sweep with no finished run: one line naming the folder, exit 2, nothing written
+    for name in ("0_pair_lstm", "1_pair_wavenet", "2_pair_lstm"):
+        (sweep / name / "metrics.json").unlink()
+    result = run_module(
+        "ampnet.process", "in.wav", "-o", "new.wav", "--model", folder, cwd=tmp_path
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{folder}: no finished run below it" in result.stderr
+    assert not (tmp_path / "new.wav").exists()
+
+
 @pytest.mark.slow
 def test_a_nam_file_plays_too(tmp_path, wavenet):
     (tmp_path / "m.nam").write_text(json.dumps(wavenet_to_nam(wavenet, 16000)))
