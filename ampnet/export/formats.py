@@ -155,8 +155,8 @@ def check_played(
         )
     early, late = float(error[: rate // 100].max()), float(error[int(START_SECONDS * rate) :].max())
     note = (
-        f"its players start this LSTM from another state than ampnet's state after silence: "
-        f"what they play differs by up to {early:.1e} over the first 10 ms and at most "
+        "its players start this recurrent model from another state than ampnet's state after "
+        f"silence: what they play differs by up to {early:.1e} over the first 10 ms and at most "
         f"{late:.1e} after {1000 * START_SECONDS:.0f} ms (from the same state: {network:.1e})"
     )
     start = {"first_10ms_max_abs_diff": early, "after_start_max_abs_diff": late, "note": note}
