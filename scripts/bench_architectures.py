@@ -191,7 +191,7 @@ def train(name: str, overrides: list[str], presets: list[str], args, core: int |
     if core is not None:
         taskset = ["taskset", "-c", str(core)]
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    for (variant, extra), (recipe, members) in product(variants(args).items(), groups.items()):
+    for (variant, extra), (recipe, members) in product(args.variants.items(), groups.items()):
         label = "_".join(r.split("=")[-1] for r in recipe) or "default"
         label = f"{variant}+{label}" if variant else label
         cmd = [
@@ -425,7 +425,7 @@ def main() -> None:
         "--nam-only", action="store_true", help="train NAM's peers (--nam) and stop"
     )
     args = parser.parse_args()
-    variants(args)  # a malformed --variant stops here, before any training
+    args.variants = variants(args)  # a malformed --variant stops here, before any training
     args.out.mkdir(parents=True, exist_ok=True)
     setups = {name: data_setup(name, args.out, args.minutes) for name in args.data}
     sweeps = {name: args.out / "runs" / name for name in args.data}
