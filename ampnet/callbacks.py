@@ -112,20 +112,27 @@ class BestPerSize(L.Callback):
 class TimedSnapshots(L.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), the weights and the wall-clock time
     they were reached: ``<dirpath>/epoch<NNNN>.ckpt`` (readable like best.ckpt)
-    and a line in ``<dirpath>/snapshots.json``. For plots of accuracy against training time
-    (``scripts/bench_capture.py``); add with ``+callbacks.snapshots._target_=...``."""
+    and a line in ``<dirpath>/snapshots.json`` (``time``: the clock; ``seconds``: training
+    time since the fit started, less the time spent writing snapshots). For plots of
+    accuracy against training time (``scripts/bench_capture.py``,
+    ``scripts/bench_architectures.py --every``); add with ``+callbacks.snapshots._target_=...``."""
 
     def __init__(self, dirpath: str, every_n_epochs: int = 5):
         self.dirpath = Path(dirpath)
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.taken: list[dict] = []
         self.overhead = 0.0  # seconds spent taking snapshots, for a benchmark to take off
+        self.started: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1  # epochs done
         if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
             return
         reached = time.time()
+        seconds = reached - (self.started if self.started is not None else reached) - self.overhead
         path = self.dirpath / f"epoch{epoch:04d}.ckpt"
         # a full checkpoint: callbacks that change the saved weights (EMA) take part
         trainer.save_checkpoint(path, weights_only=False)
@@ -135,6 +142,7 @@ class TimedSnapshots(L.Callback):
                 "epoch": epoch,
                 "step": trainer.global_step,
                 "time": reached,
+                "seconds": round(seconds, 3),
                 "overhead_s": self.overhead,
                 "path": str(path),
             }  # fmt: skip

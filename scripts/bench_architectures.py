@@ -26,7 +26,10 @@ thread (``Streamer``: the native kernel where the model has one, else PyTorch), 
 training wall time. Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json``
 and ``pareto_<data>.png`` (unseen ESR against real-time factor, NAM's models marked when
 ``--peers`` names a ``bench_capture.json``) to ``--out``. Each multirun also writes its own
-sweep summary (``summary.md``, ``summary.csv``) in its folder.
+sweep summary (``summary.md``, ``summary.csv``) in its folder. ``--every N`` snapshots every
+run each N epochs and scores the snapshots too: ``curves_<data>.png`` (unseen ESR against
+training time, NAM's final model marked) and, under each table, the best snapshot within a
+third of NAM's time (a snapshot is mid-schedule: the learning rate has not decayed yet).
 """
 
 from __future__ import annotations
@@ -200,6 +203,10 @@ def train(name: str, overrides: list[str], presets: list[str], args, core: int |
             "callbacks.progress_bar=null", "callbacks.audio_examples=null",
             f"hydra.sweep.dir={sweep / label}", *args.train_args, *extra,
         ]  # fmt: skip
+        if args.every:
+            cmd += ["+callbacks.snapshots._target_=ampnet.callbacks.TimedSnapshots",
+                    "+callbacks.snapshots.dirpath=${paths.output_dir}/snapshots",
+                    f"+callbacks.snapshots.every_n_epochs={args.every}"]  # fmt: skip
         (sweep / label).mkdir(parents=True, exist_ok=True)
         if variant:
             tag = {"label": variant, "overrides": extra}
@@ -218,6 +225,18 @@ def shown(row: dict) -> str:
     return f"{row['model']} [{row['variant']}]" if row.get("variant") else row["model"]
 
 
+def snapshots(run: Path, train_seconds: float) -> list[dict]:
+    """A run's snapshots (``--every``), each with the training seconds it was reached at;
+    files from before ``seconds`` was recorded: counted back from the end of the fit."""
+    found = run / "snapshots" / "snapshots.json"
+    taken = json.loads(found.read_text()) if found.is_file() else []
+    for i, t in enumerate(taken):
+        if "seconds" not in t:
+            before = taken[i - 1]["overhead_s"] if i else 0.0
+            t["seconds"] = train_seconds - (taken[-1]["time"] - t["time"]) - before
+    return [t for t in taken if Path(t["path"]).is_file()]
+
+
 def collect(name: str, sweep: Path, score) -> list[dict]:
     rows = []
     for metrics_file in sorted(sweep.glob("*/*/metrics.json")):
@@ -228,6 +247,9 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
         tag = metrics_file.parent.parent / "variant.json"  # what --variant trained it with
         variant = json.loads(tag.read_text()) if tag.is_file() else {"label": "", "overrides": []}
         rtf, engine = realtime_factor(model, loaded.sample_rate or 48000)
+        curve = [{"epoch": t["epoch"], "seconds": t["seconds"],
+                  "unseen_esr": score(load_model_file(t["path"]).model.eval())["esr"]}
+                 for t in snapshots(metrics_file.parent, metrics["train_seconds"])]  # fmt: skip
         rows.append({
             "data": name, "family": family_of(preset), "model": preset,
             "variant": variant["label"], "overrides": " ".join(variant["overrides"]),
@@ -235,7 +257,7 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
             "val_esr": metrics["val_esr"], "parameters": metrics["parameters"],
             "macs_per_sample": macs_per_sample(model), "rtf_64": rtf, "engine": engine,
             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
-            "run": str(metrics_file.parent),
+            "run": str(metrics_file.parent), "curve": curve,
         })  # fmt: skip
         print(f"    {name:<10} {shown(rows[-1]):<24} unseen ESR {rows[-1]['unseen_esr']:.4f}  "
               f"RTF {rtf:.4f} ({engine})", flush=True)  # fmt: skip
@@ -339,6 +361,42 @@ def plot(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(name: str, rows: list[dict], marks: list[dict], path: Path) -> None:
+    """Unseen ESR against training time: each run's snapshots (``--every``), NAM's final
+    model as a star at its training time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        if r.get("curve"):
+            minutes = [p["seconds"] / 60 for p in r["curve"]]
+            ax.plot(minutes, [p["unseen_esr"] for p in r["curve"]], marker=".", label=shown(r))
+    for m in marks:
+        if "train_seconds" in m:
+            ax.plot([m["train_seconds"] / 60], [m["unseen_esr"]], "k*", markersize=12)
+            ax.annotate(m["label"], (m["train_seconds"] / 60, m["unseen_esr"]), fontsize=7,
+                        xytext=(-60, 8), textcoords="offset points")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("training time, minutes, one core (snapshots mid-schedule)")
+    ax.set_ylabel("ESR on unseen playing")
+    ax.set_title(f"{name}: accuracy against training time (* NAM 0.13, its final model)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def within_time(rows: list[dict], seconds: float) -> tuple[dict, dict] | None:
+    """The best snapshot, of a model at RTF <= 0.05, reached within ``seconds`` of training."""
+    points = [(r, p) for r in rows if r["rtf_64"] <= 0.05 for p in r.get("curve", [])
+              if p["seconds"] <= seconds]  # fmt: skip
+    return min(points, key=lambda rp: rp[1]["unseen_esr"], default=None)
+
+
 def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
     columns = ["data", "family", "model", "variant", "overrides", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
                "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "train_seconds",
@@ -381,6 +439,18 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
                 verdict = "below" if ratio < 1 else "not below"
                 line += f"; {ratio:.2f}x {a1[0]['label']}'s ({verdict} it)"
             lines.append(line + ".")
+            if a1 and "train_seconds" in a1[0]:
+                nam = a1[0]
+                for share, words in ((1.0, "NAM's time"), (1 / 3, "a third of NAM's time")):
+                    found = within_time(part, share * nam["train_seconds"])
+                    if found:
+                        r, p = found
+                        lines.append(
+                            f"Within {words} ({share * nam['train_seconds']:.0f} s), the best "
+                            f"snapshot at RTF <= 0.05: `{shown(r)}` at epoch {p['epoch']}, "
+                            f"{p['seconds']:.0f} s, unseen ESR {p['unseen_esr']:.4f}; "
+                            f"{p['unseen_esr'] / nam['unseen_esr']:.2f}x NAM's."
+                        )
         tags = {r["variant"]: r["overrides"] for r in part if r.get("variant")}
         if tags:
             lines.append(
@@ -404,6 +474,10 @@ def main() -> None:
         "--jobs", type=int, default=1, help="data sets trained at once, one core each"
     )
     parser.add_argument("--train-args", nargs="*", default=[], help="more overrides for every run")
+    parser.add_argument(
+        "--every", type=int, default=0, metavar="N",
+        help="snapshot every run each N epochs and score the snapshots (curves_<data>.png)",
+    )  # fmt: skip
     parser.add_argument(
         "--variant", nargs="+", action="append", metavar=("LABEL", "OVERRIDE"),
         help="also train every model with these overrides, listed as 'model [LABEL]' "
@@ -456,6 +530,9 @@ def main() -> None:
         marks[name] = peers(args.peers, name, args.out, setups[name][1])
         plot(name, [r for r in rows if r["data"] == name], marks[name],
              args.out / f"pareto_{name}.png")  # fmt: skip
+        if any(r.get("curve") for r in rows if r["data"] == name):
+            plot_curves(name, [r for r in rows if r["data"] == name], marks[name],
+                        args.out / f"curves_{name}.png")  # fmt: skip
     (args.out / "leaderboard.json").write_text(json.dumps({"rows": rows, "peers": marks}, indent=1))
     write_tables(rows, marks, args.out)
     print(

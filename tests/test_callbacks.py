@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ampnet.callbacks import EMA
+from ampnet.callbacks import EMA, TimedSnapshots
 
 
 class Line(L.LightningModule):
@@ -73,3 +76,40 @@ def test_training_ends_with_the_moving_average_of_every_step(tmp_path):
     for got, want, last in zip(model.parameters(), expected, trail.seen[-1], strict=True):
         assert torch.allclose(got, want, atol=1e-6)
         assert not torch.allclose(got, last, atol=1e-4)  # not simply the last step's weights
+
+
+class Slow(L.Callback):
+    """Each epoch takes at least ``pause`` seconds."""
+
+    def __init__(self, pause: float):
+        self.pause = pause
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        time.sleep(self.pause)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec:DeprecationWarning", "ignore:.*LeafSpec:FutureWarning"
+)
+def test_snapshots_keep_the_weights_and_the_training_time_they_were_reached(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), 8)
+    snaps = TimedSnapshots(tmp_path / "snapshots", every_n_epochs=2)
+    trainer = L.Trainer(
+        max_epochs=5, callbacks=[Slow(0.2), snaps], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    time.sleep(0.3)  # before the fit: not training time
+    started = time.time()
+    trainer.fit(Line(), data)
+    fit_seconds = time.time() - started
+    taken = json.loads((tmp_path / "snapshots" / "snapshots.json").read_text())
+    assert [t["epoch"] for t in taken] == [2, 4, 5]  # every second epoch, and the last
+    seconds = [t["seconds"] for t in taken]
+    # measured from the fit's start: at least the epochs' pauses, never more than the fit took
+    for epochs, s in zip([2, 4, 5], seconds, strict=True):
+        assert 0.2 * epochs <= s <= fit_seconds
+    for t in taken:
+        saved = torch.load(t["path"], weights_only=True)["state_dict"]
+        assert set(saved) == {"fit.weight", "fit.bias"}
