@@ -26,10 +26,11 @@ thread (``Streamer``: the native kernel where the model has one, else PyTorch), 
 training wall time. Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json``
 and ``pareto_<data>.png`` (unseen ESR against real-time factor, NAM's models marked when
 ``--peers`` names a ``bench_capture.json``) to ``--out``. Each multirun also writes its own
-sweep summary (``summary.md``, ``summary.csv``) in its folder. ``--every N`` snapshots every
-run each N epochs and scores the snapshots too: ``curves_<data>.png`` (unseen ESR against
-training time, NAM's final model marked) and, under each table, the best snapshot within a
-third of NAM's time (a snapshot is mid-schedule: the learning rate has not decayed yet).
+sweep summary (``summary.md``, ``summary.csv``) in its folder. Where NAM's training time is
+known, each table also names the best model at RTF <= 0.05 within NAM's time and within a
+third of it. ``--every N`` snapshots every run each N epochs and scores the snapshots too
+(they join that search): ``curves_<data>.png``, unseen ESR against training time, NAM's
+final model marked (a snapshot is mid-schedule: the learning rate has not decayed yet).
 """
 
 from __future__ import annotations
@@ -391,8 +392,11 @@ def plot_curves(name: str, rows: list[dict], marks: list[dict], path: Path) -> N
 
 
 def within_time(rows: list[dict], seconds: float) -> tuple[dict, dict] | None:
-    """The best snapshot, of a model at RTF <= 0.05, reached within ``seconds`` of training."""
-    points = [(r, p) for r in rows if r["rtf_64"] <= 0.05 for p in r.get("curve", [])
+    """The best final model or snapshot, of a model at RTF <= 0.05, reached within
+    ``seconds`` of training."""
+    points = [(r, p) for r in rows if r["rtf_64"] <= 0.05
+              for p in [*r.get("curve", []), {"epoch": r["epochs"], "seconds": r["train_seconds"],
+                                              "unseen_esr": r["unseen_esr"]}]
               if p["seconds"] <= seconds]  # fmt: skip
     return min(points, key=lambda rp: rp[1]["unseen_esr"], default=None)
 
@@ -447,7 +451,7 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
                         r, p = found
                         lines.append(
                             f"Within {words} ({share * nam['train_seconds']:.0f} s), the best "
-                            f"snapshot at RTF <= 0.05: `{shown(r)}` at epoch {p['epoch']}, "
+                            f"model or snapshot at RTF <= 0.05: `{shown(r)}` at epoch {p['epoch']}, "
                             f"{p['seconds']:.0f} s, unseen ESR {p['unseen_esr']:.4f}; "
                             f"{p['unseen_esr'] / nam['unseen_esr']:.2f}x NAM's."
                         )
