@@ -103,7 +103,8 @@ def test_stream_and_render_equal_offline(sizes, backend):
 @pytest.mark.parametrize("hidden, state, layers", [(20, 6, 3), (16, 2, 1), (33, 10, 2)])
 def test_widths_across_vectors_stream_like_offline(hidden, state, layers, backend):
     """Channel counts that fill a vector exactly, spill into a padded one, or several; an
-    odd number of modes: the kernel pads the channels and sums modes in pairs."""
+    odd number of modes: the kernel pads the channels and runs the modes four at a time, the
+    rest one by one."""
     model = tiny(5, hidden_size=hidden, state_size=state, num_layers=layers)
     x = signal(3000, seed=2)
     streamer = Streamer(model, max_block=512, backend=backend)

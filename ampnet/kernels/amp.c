@@ -1460,19 +1460,23 @@ void gru_process(void *handle, const float *in, int stride, float *out, int n) {
 
 /* ---------------------------------------------------------------- S4D -- */
 
-/* A stack of diagonal state-space blocks (ampnet/models/s4d.py), one sample at a time:
+/* A stack of diagonal state-space blocks (ampnet/models/s4d.py):
  *   u = inp x;  per block, channel h and complex mode m:
  *     s_hm = Abar_hm s_hm + Bbar_hm u_h   (the input reaches the state first),
  *     y_h = sum_m Re(C2_hm s_hm) + D_h u_h  (C2 = 2 C: the conjugate half of the state),
  *     u += Mix tanh(y) + b;
  *   out = w . u + b (+ the audio with the input skip).
- * The states and the SSM's coefficients are double: a slow mode's Abar is within 1e-4 of 1,
- * and a float recurrence drifts from the exact convolution the model trains with. Modes
- * are stored mode-major (m, h), so every update runs across the channels in whole vectors;
- * the channels are padded with zeros to whole float vectors (Hp), so no loop has a tail, and
- * each vector of channels sums its modes (and each output vector of the mix its inputs) in
- * registers, not through memory. The pointwise maps are float, as PyTorch runs them, their
- * weights transposed (input major) for the same reason. */
+ * The SSM is linear and the rest pointwise in time, so a block of up to S4D_CHUNK samples
+ * runs layer by layer: each layer's SSM over the whole chunk, a few modes at a time with
+ * their coefficients and states held in registers while the chunk's samples stream past
+ * (one memory pass per group of modes, not one per sample), then its tanh and mix for
+ * every sample of the chunk. The states and the SSM's coefficients are double: a slow
+ * mode's Abar is within 1e-4 of 1, and a float recurrence drifts from the exact convolution
+ * the model trains with. Modes are stored mode-major (m, h), so every update runs across
+ * the channels in whole vectors; the channels are padded with zeros to whole float vectors
+ * (Hp), so no loop has a tail. The pointwise maps are float, as PyTorch runs them, their
+ * weights transposed (input major) so each output vector of the mix sums its inputs in
+ * registers. */
 typedef double dvec __attribute__((vector_size(TILE * sizeof(float))));
 #define DLANES (TILE / 2)
 INLINE dvec dload(const double *p) {
@@ -1490,9 +1494,12 @@ typedef struct {
     float *out_w;           /* Hp */
     float out_b;
     double *s0, *s;         /* per layer: re (M x Hp), then im (M x Hp) */
-    double *ud;             /* Hp */
-    float *u, *y;           /* Hp each */
+    double *ud, *yd;        /* S4D_CHUNK x Hp each: a layer's input and SSM output */
+    float *u, *y;           /* S4D_CHUNK x Hp each: the stream and tanh of the SSM output */
 } S4d;
+
+#define S4D_CHUNK 64
+#define S4D_GROUP 4 /* modes whose recurrences run side by side */
 
 void s4d_destroy(void *handle) {
     S4d *m = (S4d *)handle;
@@ -1506,6 +1513,7 @@ void s4d_destroy(void *handle) {
     free(m->s0);
     free(m->s);
     free(m->ud);
+    free(m->yd);
     free(m->u);
     free(m->y);
     free(m);
@@ -1557,11 +1565,12 @@ void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, 
     m->out_w = calloc((size_t)Hp, sizeof(float));
     m->s0 = calloc((size_t)L * 2 * M * Hp, sizeof(double));
     m->s = calloc((size_t)L * 2 * M * Hp, sizeof(double));
-    m->ud = calloc((size_t)Hp, sizeof(double));
-    m->u = calloc((size_t)Hp, sizeof(float));
-    m->y = calloc((size_t)Hp, sizeof(float));
+    m->ud = calloc((size_t)S4D_CHUNK * Hp, sizeof(double));
+    m->yd = calloc((size_t)S4D_CHUNK * Hp, sizeof(double));
+    m->u = calloc((size_t)S4D_CHUNK * Hp, sizeof(float));
+    m->y = calloc((size_t)S4D_CHUNK * Hp, sizeof(float));
     if (n_weights != need || !m->inp_t || !m->inp_b || !m->coef || !m->mix_t || !m->mix_b || !m->out_w ||
-        !m->s0 || !m->s || !m->ud || !m->u || !m->y) {
+        !m->s0 || !m->s || !m->ud || !m->yd || !m->u || !m->y) {
         s4d_destroy(m);
         return NULL;
     }
@@ -1595,30 +1604,44 @@ void *s4d_create(int input_size, int hidden, int modes, int n_layers, int skip, 
     return m;
 }
 
-/* One block's SSM for DLANES channels from h: every mode's s = Abar s + Bbar u, and
- * y = D u + sum of Re(C2 s), summed in two registers (even and odd modes) so the adds
- * need not wait on each other. */
-INLINE void s4d_channels(int M, int Hp, const double *restrict coef, double *restrict re, double *restrict im,
-                         const double *restrict ud, float *restrict y, int h) {
+/* G modes from k of DLANES channels from h over a chunk of T samples: each mode's
+ * s = Abar s + Bbar u_t, and yd_t += Re(C2 s) summed over the G modes. The G recurrences
+ * are independent, so their multiply-adds overlap; coefficients and states stay in
+ * registers for the whole chunk. */
+INLINE void s4d_modes(int T, int Hp, int M, const double *restrict coef, double *restrict re,
+                      double *restrict im, const double *restrict ud, double *restrict yd, int h, int k,
+                      const int G) {
     const size_t mh = (size_t)M * Hp;
-    const dvec u = dload(ud + h);
-    dvec even = dload(coef + 6 * mh + h) * u, odd = (dvec){0};
-    for (int k = 0; k < M; k++) {
-        const size_t o = (size_t)k * Hp + h;
-        const dvec ar = dload(coef + o), ai = dload(coef + mh + o);
-        const dvec sr = dload(re + o), si = dload(im + o);
-        const dvec nr = ar * sr - ai * si + dload(coef + 2 * mh + o) * u;
-        const dvec ni = ar * si + ai * sr + dload(coef + 3 * mh + o) * u;
-        dstore(re + o, nr);
-        dstore(im + o, ni);
-        const dvec c = dload(coef + 4 * mh + o) * nr - dload(coef + 5 * mh + o) * ni;
-        if (k & 1)
-            odd += c;
-        else
-            even += c;
+    dvec ar[S4D_GROUP], ai[S4D_GROUP], br[S4D_GROUP], bi[S4D_GROUP], cr[S4D_GROUP], ci[S4D_GROUP];
+    dvec sr[S4D_GROUP], si[S4D_GROUP];
+    for (int g = 0; g < G; g++) {
+        const size_t o = (size_t)(k + g) * Hp + h;
+        ar[g] = dload(coef + o);
+        ai[g] = dload(coef + mh + o);
+        br[g] = dload(coef + 2 * mh + o);
+        bi[g] = dload(coef + 3 * mh + o);
+        cr[g] = dload(coef + 4 * mh + o);
+        ci[g] = dload(coef + 5 * mh + o);
+        sr[g] = dload(re + o);
+        si[g] = dload(im + o);
     }
-    even += odd;
-    for (int i = 0; i < DLANES; i++) y[h + i] = (float)even[i];
+    for (int t = 0; t < T; t++) {
+        const dvec u = dload(ud + (size_t)t * Hp + h);
+        dvec acc = {0};
+        for (int g = 0; g < G; g++) {
+            const dvec nr = ar[g] * sr[g] - ai[g] * si[g] + br[g] * u;
+            const dvec ni = ar[g] * si[g] + ai[g] * sr[g] + bi[g] * u;
+            sr[g] = nr;
+            si[g] = ni;
+            acc += cr[g] * nr - ci[g] * ni;
+        }
+        dstore(yd + (size_t)t * Hp + h, dload(yd + (size_t)t * Hp + h) + acc);
+    }
+    for (int g = 0; g < G; g++) {
+        const size_t o = (size_t)(k + g) * Hp + h;
+        dstore(re + o, sr[g]);
+        dstore(im + o, si[g]);
+    }
 }
 
 /* u += Mix y + b for TILE output channels from h, the inputs in four running sums. */
@@ -1636,30 +1659,54 @@ INLINE void s4d_mix(int H, int Hp, const float *restrict mix, const float *restr
     vstore(u + h, (a0 + a1) + (a2 + a3));
 }
 
+/* One chunk of T <= S4D_CHUNK samples (see s4d_process). */
+static void s4d_chunk(S4d *m, const float *in, int stride, float *out, int T) {
+    const int I = m->input_size, H = m->hidden, Hp = m->padded, M = m->modes;
+    float *restrict u = m->u, *restrict y = m->y;
+    double *restrict ud = m->ud, *restrict yd = m->yd;
+    for (int t = 0; t < T; t++) {
+        float *restrict ut = u + (size_t)t * Hp;
+        for (int h = 0; h < Hp; h++) ut[h] = m->inp_b[h];
+        for (int i = 0; i < I; i++) {
+            const float xi = in[(size_t)i * stride + t], *restrict col = m->inp_t + (size_t)i * Hp;
+            for (int h = 0; h < Hp; h++) ut[h] += col[h] * xi;
+        }
+    }
+    const size_t TH = (size_t)T * Hp;
+    for (int l = 0; l < m->n_layers; l++) {
+        const double *restrict coef = m->coef + (size_t)l * (6 * M + 1) * Hp, *restrict d = coef + (size_t)6 * M * Hp;
+        double *restrict re = m->s + (size_t)l * 2 * M * Hp, *restrict im = re + (size_t)M * Hp;
+        for (size_t i = 0; i < TH; i++) ud[i] = (double)u[i];
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < Hp; h++) yd[(size_t)t * Hp + h] = d[h] * ud[(size_t)t * Hp + h];
+        for (int h = 0; h < Hp; h += DLANES) {
+            int k = 0;
+            for (; k + S4D_GROUP <= M; k += S4D_GROUP) s4d_modes(T, Hp, M, coef, re, im, ud, yd, h, k, S4D_GROUP);
+            for (; k < M; k++) s4d_modes(T, Hp, M, coef, re, im, ud, yd, h, k, 1);
+        }
+        for (size_t i = 0; i < TH; i += TILE) { /* the pad stays 0 */
+            vec v;
+            for (int j = 0; j < TILE; j++) v[j] = (float)yd[i + j];
+            vstore(y + i, vtanh(v));
+        }
+        const float *restrict mix = m->mix_t + (size_t)l * H * Hp, *restrict b = m->mix_b + (size_t)l * Hp;
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < Hp; h += TILE) s4d_mix(H, Hp, mix, b, y + (size_t)t * Hp, u + (size_t)t * Hp, h);
+    }
+    for (int t = 0; t < T; t++) {
+        const float *restrict ut = u + (size_t)t * Hp;
+        float o = m->out_b;
+        for (int h = 0; h < Hp; h++) o += m->out_w[h] * ut[h];
+        out[t] = m->skip ? o + in[t] : o;
+    }
+}
+
 /* in: input_size planar channels of n samples (channel i at in + i * stride); out: n samples. */
 void s4d_process(void *handle, const float *in, int stride, float *out, int n) {
     S4d *m = (S4d *)handle;
-    const int I = m->input_size, H = m->hidden, Hp = m->padded, M = m->modes;
-    float *restrict u = m->u, *restrict y = m->y;
-    double *restrict ud = m->ud;
-    for (int t = 0; t < n; t++) {
-        for (int h = 0; h < Hp; h++) u[h] = m->inp_b[h];
-        for (int i = 0; i < I; i++) {
-            const float xi = in[(size_t)i * stride + t], *restrict col = m->inp_t + (size_t)i * Hp;
-            for (int h = 0; h < Hp; h++) u[h] += col[h] * xi;
-        }
-        for (int l = 0; l < m->n_layers; l++) {
-            const double *restrict coef = m->coef + (size_t)l * (6 * M + 1) * Hp;
-            double *restrict re = m->s + (size_t)l * 2 * M * Hp, *restrict im = re + (size_t)M * Hp;
-            for (int h = 0; h < Hp; h++) ud[h] = (double)u[h];
-            for (int h = 0; h < Hp; h += DLANES) s4d_channels(M, Hp, coef, re, im, ud, y, h);
-            for (int h = 0; h < Hp; h += TILE) vstore(y + h, vtanh(vload(y + h))); /* the pad stays 0 */
-            const float *restrict mix = m->mix_t + (size_t)l * H * Hp, *restrict b = m->mix_b + (size_t)l * Hp;
-            for (int h = 0; h < Hp; h += TILE) s4d_mix(H, Hp, mix, b, y, u, h);
-        }
-        float o = m->out_b;
-        for (int h = 0; h < Hp; h++) o += m->out_w[h] * u[h];
-        out[t] = m->skip ? o + in[t] : o;
+    for (int t = 0; t < n; t += S4D_CHUNK) {
+        const int T = n - t < S4D_CHUNK ? n - t : S4D_CHUNK;
+        s4d_chunk(m, in + t, stride, out + t, T);
     }
 }
 
