@@ -10,7 +10,7 @@ import inspect
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -50,15 +50,43 @@ def warmup_cosine(
     total_steps: int,
     warmup_fraction: float = 0.05,
     final_fraction: float = 0.01,
+    cycles: Sequence[float] | None = None,
+    restart_peak: float = 1.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup_fraction`` of the steps, then a cosine down to ``final_fraction`` of the rate."""
-    warmup = max(1, int(warmup_fraction * total_steps))
+    """Linear warm-up over ``warmup_fraction`` of the steps, then a cosine down to ``final_fraction`` of the rate.
+
+    ``cycles`` splits the run into warm restarts: fractions of ``total_steps``, one per
+    cycle (``[0.33, 0.67]``: the first cycle anneals by a third of the run, so a run
+    stopped there ends on a settled model; the rest is a second cycle). Each cycle
+    warms up over ``warmup_fraction`` of its own steps and decays to ``final_fraction``;
+    cycle ``k`` peaks at ``restart_peak ** k`` of the rate. Fractions are normalised to
+    sum to one.
+    """
+    fractions = [1.0] if not cycles else [float(f) for f in cycles]
+    if any(f <= 0 for f in fractions):
+        raise ValueError(f"warmup_cosine: cycles must be positive fractions, got {list(fractions)}")
+    if not 0 < restart_peak <= 1:
+        raise ValueError(f"warmup_cosine: restart_peak must be in (0, 1], got {restart_peak}")
+    scale = sum(fractions)
+    bounds, start = [], 0
+    for i, fraction in enumerate(fractions):
+        end = total_steps if i == len(fractions) - 1 else start + round(total_steps * fraction / scale)
+        bounds.append((start, max(start + 1, end)))
+        start = bounds[-1][1]
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        k = next((i for i, (_, end) in enumerate(bounds) if step < end), len(bounds) - 1)
+        start, end = bounds[k]
+        length = end - start
+        local = step - start
+        peak = restart_peak**k
+        warmup = max(1, int(warmup_fraction * length))
+        if local < warmup:
+            # The first cycle warms up from zero; a restart climbs from where the last cycle ended.
+            floor = 0.0 if k == 0 else final_fraction * restart_peak ** (k - 1)
+            return floor + (peak - floor) * (local + 1) / warmup
+        progress = min(1.0, (local - warmup) / max(1, length - warmup))
+        return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -198,3 +198,46 @@ def test_readme_layout_names_every_module():
             continue
         name = entry.name + "/" if entry.is_dir() else entry.name
         assert name in layout, f"README's layout section leaves out ampnet/{name}"
+
+
+def _rates(total_steps: int, **kwargs) -> list[float]:
+    from ampnet.module import warmup_cosine
+
+    param = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = warmup_cosine(optimizer, total_steps, **kwargs)
+    rates = []
+    for _ in range(total_steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_warmup_cosine_one_cycle_warms_up_peaks_and_anneals():
+    rates = _rates(200, warmup_fraction=0.05, final_fraction=0.01)
+    assert rates[0] == pytest.approx(0.1)  # 1/10 of the 10 warm-up steps
+    assert max(rates) == pytest.approx(1.0) and rates.index(max(rates)) == 9
+    assert rates[-1] == pytest.approx(0.01, abs=1e-3)
+    assert all(b <= a + 1e-12 for a, b in zip(rates[10:], rates[11:]))  # decays monotonically
+    assert _rates(200, cycles=[1.0]) == rates  # one cycle given explicitly is the same schedule
+
+
+def test_warmup_cosine_restarts_anneal_at_the_end_of_each_cycle():
+    rates = _rates(300, cycles=[1, 2], restart_peak=0.5, final_fraction=0.01)
+    # the first cycle is the first third: annealed at its end, then a restart at half the peak
+    assert rates[99] == pytest.approx(0.01, abs=2e-3)
+    assert max(rates[:100]) == pytest.approx(1.0)
+    assert max(rates[100:]) == pytest.approx(0.5)
+    assert rates[99] < rates[100] < 0.1 < rates[105]  # the restart warms up from the annealed rate, no jump
+    assert rates[-1] == pytest.approx(0.005, abs=1e-3)
+
+
+def test_warmup_cosine_rejects_bad_cycles():
+    from ampnet.module import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    with pytest.raises(ValueError, match="cycles"):
+        warmup_cosine(optimizer, 100, cycles=[1, 0])
+    with pytest.raises(ValueError, match="restart_peak"):
+        warmup_cosine(optimizer, 100, cycles=[1, 2], restart_peak=1.5)
