@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench_capture.py                          # both captures, every tool
     .venv/bin/python scripts/bench_capture.py --minutes 1 --jobs 2     # shorter signal, 2 at a time
     .venv/bin/python scripts/bench_capture.py --tools ampnet --reuse-nam --ampnet long trainer.max_epochs=100
+    .venv/bin/python scripts/bench_capture.py --tools nam_a1 --jobs 2 --resume  # after a stop
 
 What a player does, for each tool, on this machine, in one run:
 
@@ -37,6 +38,10 @@ With ``--jobs 2`` two trainings run at once, each pinned to its own core with on
 (the same conditions for every tool), and a training's time is the CPU seconds of its
 whole command (what it would take alone on that core); ``--jobs 1`` runs one at a time
 with every core, timed by the wall clock.
+A NAM training on the default 3-minute signal takes hours on a small CPU; ``--resume``
+continues the NAM trainings a stopped run left in ``--out`` from their last finished epoch
+(``scripts/nam_full_timed.py --resume``), their clock carried over, and scores the ones
+that finished without training them again.
 Snapshots every ``--every`` epochs give ESR against training time, plotted per capture
 (``esr_vs_time_<capture>.png``). Results go to ``--out/bench_capture.json``.
 """
@@ -182,23 +187,39 @@ def job_command(job: dict, args) -> list[str]:
     return [
         sys.executable, str(REPO / "scripts" / "nam_full_timed.py"),
         *(str(folder / name) for name in configs), str(folder / "runs"),
-        "--every", str(max(1, args.every * 2)),
+        "--every", str(max(1, args.every * 2)), *(["--resume"] if job.get("resume") else []),
     ]  # fmt: skip
+
+
+def nam_clock(folder: Path) -> list[dict]:
+    """The per-epoch clock ``nam_full_timed.py`` keeps (empty before its first epoch)."""
+    path = folder / "runs" / "snapshots" / "clock.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def run_job(job: dict, args, core: int | None) -> dict:
     """Train; returns the job with its wall time, snapshots and final model file(s)."""
     folder = Path(job["folder"])
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    earlier = nam_clock(folder) if args.resume and job["tool"] != "ampnet" else []
+    job["resume"] = bool(earlier)
+    if (
+        earlier
+        and earlier[-1]["epoch"] >= args.nam_epochs
+        and (folder / "runs" / "model.nam").is_file()
+    ):
+        print(f"  kept  {job['name']} ({job['capture']}): finished in an earlier run", flush=True)
+        return finish_job(job, core, earlier[-1]["wall_s"], earlier[-1]["cpu_s"])
+    if not earlier:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
     cmd = job_command(job, args)
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline")
     if core is not None:  # one core, one thread: the same conditions for every tool
         cmd = ["taskset", "-c", str(core), *cmd]
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    print(f"  start {job['name']} ({job['capture']})", flush=True)
+    print(f"  {'resume' if earlier else 'start'} {job['name']} ({job['capture']})", flush=True)
     started = time.time()
-    with open(folder / "log.txt", "w") as log:
+    with open(folder / "log.txt", "a" if earlier else "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time
     wall = time.time() - started
@@ -207,19 +228,33 @@ def run_job(job: dict, args, core: int | None) -> dict:
         sys.exit(
             f"bench_capture: {job['name']} on {job['capture']} failed; see {folder / 'log.txt'}"
         )
+    prior = earlier[-1] if earlier else {"wall_s": 0.0, "cpu_s": 0.0}
+    job["started"] = started
+    print(f"  done  {job['name']} ({job['capture']}) in {wall:.0f} s ({cpu:.0f} CPU s)", flush=True)
+    return finish_job(job, core, prior["wall_s"] + wall, prior["cpu_s"] + cpu)
+
+
+def finish_job(job: dict, core: int | None, wall: float, cpu: float) -> dict:
+    """The job's times, snapshots and model file(s), once its training command has ended.
+
+    ``wall`` and ``cpu`` are the whole command's (every part of a resumed NAM run).
+    """
+    folder = Path(job["folder"])
     snaps_file = next(folder.rglob("snapshots.json"), None)
     snaps = json.loads(snaps_file.read_text()) if snaps_file else []
     overhead = snaps[-1]["overhead_s"] if snaps else 0.0
-    for s in snaps:
-        s["seconds"] = s["time"] - started - s["overhead_s"]
     # One thread pinned to one core: its CPU seconds are the time it would take alone on that
     # core, whatever else runs on the other (--jobs 2); several threads: the wall clock.
-    scale = cpu / wall if core is not None and wall > 0 else 1.0
+    pinned = core is not None
+    scale = cpu / wall if pinned and wall > 0 else 1.0
     for s in snaps:
-        s["seconds"] *= scale
-    job.update(time_s=(wall - overhead) * scale, clock="cpu" if core is not None else "wall",
+        if "cpu_s" in s:  # nam_full_timed.py's own clock (it carries over a resumed run)
+            s["seconds"] = (s["cpu_s"] if pinned else s["wall_s"]) - s["overhead_s"]
+        else:
+            s["seconds"] = (s["time"] - job["started"] - s["overhead_s"]) * scale
+    job.update(time_s=(wall - overhead) * scale, clock="cpu" if pinned else "wall",
                wall_s=wall - overhead, wall_measured_s=wall, cpu_s=cpu, snapshots=snaps,
-               started=started)  # fmt: skip
+               resumed=job.get("resume", False))  # fmt: skip
     job.update(own_val=own_validation(job))
     if job["tool"] == "ampnet":
         job["model"] = str(folder / "checkpoints" / "best.ckpt")
@@ -228,7 +263,6 @@ def run_job(job: dict, args, core: int | None) -> dict:
         if not found:
             sys.exit(f"bench_capture: NAM wrote no model.nam; see {folder / 'log.txt'}")
         job["model"] = str(found[-1])
-    print(f"  done  {job['name']} ({job['capture']}) in {wall:.0f} s ({cpu:.0f} CPU s)", flush=True)
     return job
 
 
@@ -443,6 +477,9 @@ def main() -> None:
     parser.add_argument("--reuse-nam", action="store_true",
                         help="train no NAM model: use the NAM rows of an earlier run on the same "
                         "signal (bench_capture.json in --out); rows of earlier runs are kept anyway")  # fmt: skip
+    parser.add_argument("--resume", action="store_true",
+                        help="NAM trainings an earlier run in --out left unfinished continue from "
+                        "their last epoch (finished ones are scored again, not retrained)")  # fmt: skip
     parser.add_argument("--no-curves", action="store_true", help="score final models only")
     args = parser.parse_args()
     if not (SHARED / "di.wav").is_file():

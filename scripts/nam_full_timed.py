@@ -1,60 +1,102 @@
 """NAM 0.13's ``nam-full`` trainer, unchanged, plus timed snapshots of the model it trains.
 
     .venv/bin/python scripts/nam_full_timed.py DATA.json MODEL.json LEARNING.json OUTDIR --every 10
+    .venv/bin/python scripts/nam_full_timed.py DATA.json MODEL.json LEARNING.json OUTDIR --resume
 
 Runs ``nam.train.full.main`` exactly as ``nam-full DATA MODEL LEARNING OUTDIR --no-show
 --no-plots`` does, with one callback added to the ones it creates: every ``--every``
 epochs (and after the last) the network as it is at that moment is exported as a
 ``.nam`` (a SlimmableContainer for NAM's packed A2) to ``OUTDIR/snapshots/epoch<N>/``,
 and ``OUTDIR/snapshots/snapshots.json`` records when. The seconds spent exporting are
-recorded too, so a benchmark can take them off NAM's clock. For
-``scripts/bench_capture.py`` (accuracy against training time); needs the ``bench`` extra.
+recorded too, so a benchmark can take them off NAM's clock. After every epoch,
+``OUTDIR/snapshots/clock.json`` records the CPU and wall seconds the training has taken
+so far.
+
+``--resume`` continues a run that stopped (a killed command, a session that ended) from
+the newest of the per-epoch checkpoints ``nam-full`` keeps (``checkpoint_epoch_*.ckpt``),
+through Lightning's own ``ckpt_path``: weights, optimiser, learning-rate schedule and its
+best-checkpoint bookkeeping come back; the shuffling order after the restart is a new
+draw. The clock carries on from the last finished epoch, so the work of a part-finished
+epoch (redone after the restart) is not counted twice; the restart's start-up is.
+For ``scripts/bench_capture.py`` (accuracy against training time); needs the ``bench`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 from nam.train import full
 
+STARTED = time.time()
+
+
+def read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def write_json(path: Path, value) -> None:
+    """Through a temporary name, so a killed run leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    tmp.replace(path)
+
 
 class TimedExports(pl.Callback):
-    """Every ``every`` epochs, export the network being trained and note the time."""
+    """Every ``every`` epochs, export the network being trained and note the time.
+
+    Times are this run's seconds so far: ``cpu_s`` and ``wall_s`` add the earlier parts of
+    a resumed run (the last entry of ``clock.json``) to this process's own.
+    """
 
     def __init__(self, folder: Path, every: int):
         self.folder, self.every = folder, max(1, every)
-        self.taken: list[dict] = []
-        self.overhead = 0.0
+        folder.mkdir(parents=True, exist_ok=True)
+        self.taken: list[dict] = read_json(folder / "snapshots.json", [])
+        self.clock: list[dict] = read_json(folder / "clock.json", [])
+        earlier = self.clock[-1] if self.clock else {}
+        self.cpu0, self.wall0 = earlier.get("cpu_s", 0.0), earlier.get("wall_s", 0.0)
+        self.overhead = self.taken[-1]["overhead_s"] if self.taken else 0.0
+
+    def now(self) -> dict:
+        return {"cpu_s": self.cpu0 + time.process_time(),
+                "wall_s": self.wall0 + time.time() - STARTED}  # fmt: skip
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
-        if epoch % self.every and epoch != trainer.max_epochs:
-            return
         reached = time.time()
-        out = self.folder / f"epoch{epoch:04d}"
-        out.mkdir(parents=True, exist_ok=True)
-        net = pl_module.net
-        was_training = net.training
-        net.eval()
-        if hasattr(net, "export_container"):  # PackedWaveNet: both sizes, as one container
-            net.export_container(out)
-        else:
-            net.export(out)
-        net.train(was_training)
-        self.overhead += time.time() - reached
-        self.taken.append(
-            {
-                "epoch": epoch,
-                "time": reached,
-                "overhead_s": self.overhead,
-                "path": str(out / "model.nam"),
-            }  # fmt: skip
-        )
-        (self.folder / "snapshots.json").write_text(json.dumps(self.taken, indent=1) + "\n")
+        clock = self.now()
+        if not (epoch % self.every and epoch != trainer.max_epochs):
+            out = self.folder / f"epoch{epoch:04d}"
+            out.mkdir(parents=True, exist_ok=True)
+            net = pl_module.net
+            was_training = net.training
+            net.eval()
+            if hasattr(net, "export_container"):  # PackedWaveNet: both sizes, as one container
+                net.export_container(out)
+            else:
+                net.export(out)
+            net.train(was_training)
+            self.overhead += time.time() - reached
+            self.taken.append({"epoch": epoch, "time": reached, **clock,
+                               "overhead_s": self.overhead, "path": str(out / "model.nam")})  # fmt: skip
+            write_json(self.folder / "snapshots.json", self.taken)
+        self.clock.append({"epoch": epoch, **clock, "overhead_s": self.overhead})
+        write_json(self.folder / "clock.json", self.clock)
+
+
+def newest_checkpoint(outdir: Path) -> Path | None:
+    """The per-epoch checkpoint of the latest epoch ``nam-full`` finished in ``outdir``."""
+    found = [
+        (int(m.group(1)), p)
+        for p in outdir.rglob("checkpoint_epoch_*.ckpt")
+        if (m := re.search(r"checkpoint_epoch_epoch=(\d+)", p.stem))
+    ]
+    return max(found)[1] if found else None
 
 
 def main() -> None:
@@ -64,12 +106,21 @@ def main() -> None:
     parser.add_argument("learning", type=Path)
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--every", type=int, default=10, help="epochs between snapshots")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest per-epoch checkpoint in OUTDIR, if any")  # fmt: skip
     args = parser.parse_args()
     configs = [json.loads(p.read_text()) for p in (args.data, args.model, args.learning)]
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = newest_checkpoint(args.outdir) if args.resume else None
+    if checkpoint is not None:
+        configs[2].setdefault("trainer_fit_kwargs", {})["ckpt_path"] = str(checkpoint)
+        print(f"nam_full_timed: resuming from {checkpoint}", flush=True)
     snapshots = TimedExports(args.outdir / "snapshots", args.every)
+    if checkpoint is None:  # a fresh run: no clock from an earlier one
+        snapshots.taken, snapshots.clock = [], []
+        snapshots.cpu0 = snapshots.wall0 = snapshots.overhead = 0.0
     create = full._create_callbacks
     full._create_callbacks = lambda *a, **k: [*create(*a, **k), snapshots]
-    args.outdir.mkdir(parents=True, exist_ok=True)
     full.main(*configs, args.outdir, no_show=True, make_plots=False)
 
 
