@@ -70,7 +70,11 @@ def warmup_cosine(
     scale = sum(fractions)
     bounds, start = [], 0
     for i, fraction in enumerate(fractions):
-        end = total_steps if i == len(fractions) - 1 else start + round(total_steps * fraction / scale)
+        end = (
+            total_steps
+            if i == len(fractions) - 1
+            else start + round(total_steps * fraction / scale)
+        )
         bounds.append((start, max(start + 1, end)))
         start = bounds[-1][1]
 
@@ -86,7 +90,9 @@ def warmup_cosine(
             floor = 0.0 if k == 0 else final_fraction * restart_peak ** (k - 1)
             return floor + (peak - floor) * (local + 1) / warmup
         progress = min(1.0, (local - warmup) / max(1, length - warmup))
-        return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+        return peak * (
+            final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        )
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

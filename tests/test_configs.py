@@ -219,7 +219,8 @@ def test_warmup_cosine_one_cycle_warms_up_peaks_and_anneals():
     assert rates[0] == pytest.approx(0.1)  # 1/10 of the 10 warm-up steps
     assert max(rates) == pytest.approx(1.0) and rates.index(max(rates)) == 9
     assert rates[-1] == pytest.approx(0.01, abs=1e-3)
-    assert all(b <= a + 1e-12 for a, b in zip(rates[10:], rates[11:]))  # decays monotonically
+    # decays monotonically
+    assert all(b <= a + 1e-12 for a, b in zip(rates[10:], rates[11:], strict=False))
     assert _rates(200, cycles=[1.0]) == rates  # one cycle given explicitly is the same schedule
 
 
@@ -229,7 +230,8 @@ def test_warmup_cosine_restarts_anneal_at_the_end_of_each_cycle():
     assert rates[99] == pytest.approx(0.01, abs=2e-3)
     assert max(rates[:100]) == pytest.approx(1.0)
     assert max(rates[100:]) == pytest.approx(0.5)
-    assert rates[99] < rates[100] < 0.1 < rates[105]  # the restart warms up from the annealed rate, no jump
+    # the restart warms up from the annealed rate, no jump
+    assert rates[99] < rates[100] < 0.1 < rates[105]
     assert rates[-1] == pytest.approx(0.005, abs=1e-3)
 
 
