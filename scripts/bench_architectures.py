@@ -22,8 +22,9 @@ those overrides (a recipe to compare, e.g. ``--variant pre loss=nmse_pre``), lis
 
 Per model: ESR, pre-emphasised ESR and MR-STFT on the unseen playing, parameters,
 multiply-adds per sample, the streaming real-time factor at 64-sample blocks on one
-thread (``Streamer``: the native kernel where the model has one, else PyTorch), and the
-training wall time. Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json``
+thread (``Streamer``: the native kernel where the model has one, else PyTorch), the
+aliasing it adds to a pure tone (``ampnet.report.aliasing``: the worst of four tones, in dB
+below its output; the fizz a nonlinearity folds back at 48 kHz), and the training wall time. Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json``
 and ``pareto_<data>.png`` (unseen ESR against real-time factor, NAM's models marked when
 ``--peers`` names a ``bench_capture.json``) to ``--out``. Each multirun also writes its own
 sweep summary (``summary.md``, ``summary.csv``) in its folder. Where NAM's training time is
@@ -58,6 +59,7 @@ from bench_capture import SHARED, make_signal, reamp_split, record  # noqa: E402
 from bench_training import NAM_MODEL, nam_data, nam_learning  # noqa: E402
 
 from ampnet.formats import load_model_file  # noqa: E402
+from ampnet.report.aliasing import aliasing_report  # noqa: E402
 from ampnet.report.metrics import compare_signals  # noqa: E402
 from ampnet.stream import Streamer, render  # noqa: E402
 
@@ -147,6 +149,12 @@ def macs_per_sample(model, n: int = 64) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.forward_with_state(x, state)
     return counter.get_total_flops() / 2 / n
+
+
+def aliasing_db(model, rate: int) -> float:
+    """The worst inharmonic (folded-back) tone power of ``ampnet.report.aliasing``, in dB."""
+    with torch.no_grad():
+        return aliasing_report(lambda x: render(model, x), rate)["worst_db"]
 
 
 def realtime_factor(model, rate: int, block: int = 64, seconds: float = 5.0) -> tuple[float, str]:
@@ -248,6 +256,7 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
         tag = metrics_file.parent.parent / "variant.json"  # what --variant trained it with
         variant = json.loads(tag.read_text()) if tag.is_file() else {"label": "", "overrides": []}
         rtf, engine = realtime_factor(model, loaded.sample_rate or 48000)
+        rate = loaded.sample_rate or 48000
         curve = [{"epoch": t["epoch"], "seconds": t["seconds"],
                   "unseen_esr": score(load_model_file(t["path"]).model.eval())["esr"]}
                  for t in snapshots(metrics_file.parent, metrics["train_seconds"])]  # fmt: skip
@@ -257,6 +266,7 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
             **{f"unseen_{k}": v for k, v in score(model).items()},
             "val_esr": metrics["val_esr"], "parameters": metrics["parameters"],
             "macs_per_sample": macs_per_sample(model), "rtf_64": rtf, "engine": engine,
+            "aliasing_db": aliasing_db(model, rate),
             "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs"],
             "run": str(metrics_file.parent), "curve": curve,
         })  # fmt: skip
@@ -314,6 +324,7 @@ def peers(path: Path | None, name: str, out: Path, score) -> list[dict]:
         return [{"label": "NAM 0.13 A1 standard", "unseen_esr": metrics["esr"],
                  "unseen_esr_pre": metrics["esr_pre"], "unseen_mrstft": metrics["mrstft"],
                  "rtf_64": rtf, "engine": engine, "train_seconds": times["cpu_s"],
+                 "aliasing_db": aliasing_db(model, 48000),
                  "epochs": times["epochs"], "parameters": sum(p.numel() for p in model.parameters()),
                  "model_file": str(trained[-1])}]  # fmt: skip
     if path is None or not path.is_file() or name not in ("ts9", "ht40"):
@@ -324,7 +335,8 @@ def peers(path: Path | None, name: str, out: Path, score) -> list[dict]:
             continue
         model = load_model_file(r["model_file"], 1.0 if "Full" in r["label"] else 0.25).model
         rtf, engine = realtime_factor(model, 48000)
-        row = {"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf, "engine": engine}
+        row = {"label": r["label"], "unseen_esr": r["di_esr"], "rtf_64": rtf, "engine": engine,
+               "aliasing_db": aliasing_db(model, 48000)}  # fmt: skip
         for ours, theirs in BENCH_CAPTURE_KEYS:
             if theirs in r:
                 row[ours] = r[theirs]
@@ -403,8 +415,8 @@ def within_time(rows: list[dict], seconds: float) -> tuple[dict, dict] | None:
 
 def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
     columns = ["data", "family", "model", "variant", "overrides", "unseen_esr", "unseen_esr_pre", "unseen_mrstft",
-               "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "train_seconds",
-               "epochs"]  # fmt: skip
+               "val_esr", "parameters", "macs_per_sample", "rtf_64", "engine", "aliasing_db",
+               "train_seconds", "epochs"]  # fmt: skip
     with open(out / "leaderboard.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
@@ -414,14 +426,15 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
         part = sorted((r for r in rows if r["data"] == name), key=lambda r: r["unseen_esr"])
         lines += [f"\n### {name}\n",
                   "| model | family | unseen ESR | pre-emph. ESR | MR-STFT | val ESR | params | "
-                  "MACs/sample | RTF @64 | engine | epochs | train s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "MACs/sample | RTF @64 | engine | aliasing dB | epochs | train s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in part:
             lines.append(
                 f"| `{shown(r)}` | {r['family']} | {r['unseen_esr']:.4f} | "
                 f"{r['unseen_esr_pre']:.4f} | {r['unseen_mrstft']:.3f} | {r['val_esr']:.4f} | "
                 f"{r['parameters']} | {r['macs_per_sample']:.0f} | {r['rtf_64']:.4f} | "
-                f"{r['engine']} | {r['epochs']} | {r['train_seconds']:.0f} |"
+                f"{r['engine']} | {r['aliasing_db']:.0f} | {r['epochs']} | "
+                f"{r['train_seconds']:.0f} |"
             )
         for m in marks.get(name, []):
             pre = f"{m['unseen_esr_pre']:.4f}" if "unseen_esr_pre" in m else "-"
@@ -430,7 +443,7 @@ def write_tables(rows: list[dict], marks: dict, out: Path) -> None:
             lines.append(
                 f"| {m['label']} (peer) | NAM | {m['unseen_esr']:.4f} | {pre} | {stft} | - | "
                 f"{m.get('parameters', '-')} | - | {m['rtf_64']:.4f} | {m.get('engine', '-')} | "
-                f"{m.get('epochs', '-')} | {secs} |"
+                f"{m['aliasing_db']:.0f} | {m.get('epochs', '-')} | {secs} |"
             )
         live = [r for r in part if r["rtf_64"] <= 0.05]
         if live:
