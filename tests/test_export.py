@@ -19,6 +19,7 @@ from ampnet.formats.nam import model_from_nam, to_nam
 from ampnet.formats.proteus import lstm_from_proteus, lstm_to_proteus
 from ampnet.formats.runtime import export_onnx, export_torchscript, run_onnx, run_torchscript
 from ampnet.models import LSTM, WaveNet
+from ampnet.report.aliasing import aliasing_report
 from ampnet.stream import render
 
 from .conftest import REPO, SHARED, run_module, write_checkpoint
@@ -283,6 +284,13 @@ def test_export_command_writes_every_fitting_format_and_a_card(tmp_path):
     np.testing.assert_allclose(nam_forward(nam, x), expected, atol=1e-5)
     for info in card["files"].values():
         assert info["max_abs_diff"] <= 1e-4 and info["bytes"] > 0
+    # the card says how much aliasing the model adds, as it plays the raw DI (gain folded in)
+    gain = np.float32(10 ** (3 / 20))
+    aliasing = aliasing_report(lambda a: render(model, a * gain), 48000)
+    assert [t["aliasing_db"] for t in card["aliasing"]["tones"]] == pytest.approx(
+        [t["aliasing_db"] for t in aliasing["tones"]], abs=0.05
+    )
+    assert f"ampnet: aliasing     {card['aliasing']['worst_db']:.0f} dB" in result.stdout
 
 
 @pytest.mark.slow

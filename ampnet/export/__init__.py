@@ -17,6 +17,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
@@ -37,6 +38,7 @@ from ampnet.export.formats import (
 )
 from ampnet.export.loudness import loudness_and_gain, loudness_input
 from ampnet.formats import load_model_file
+from ampnet.report.aliasing import aliasing_report
 from ampnet.report.figures import blocks_figure
 from ampnet.runs import resolve_checkpoint
 
@@ -169,6 +171,7 @@ def export(cfg: DictConfig) -> dict:
         "checkpoint": str(ckpt),
         "exported": datetime.now().isoformat(timespec="seconds"),
         "files": files,
+        "aliasing": _aliasing(model, rate),
         **_blocks(model, rate, out, name),
     }
     write_json(out / "model_card.json", card)
@@ -179,8 +182,24 @@ def export(cfg: DictConfig) -> dict:
         )
         if "start" in info:
             print(f"ampnet: {'':12s} note: {info['start']['note']}")
+    worst = max(card["aliasing"]["tones"], key=lambda t: t["aliasing_db"])
+    print(
+        f"ampnet: aliasing     {worst['aliasing_db']:.0f} dB below the output at worst "
+        f"({worst['hz']} Hz tone, peak {worst['level']}; analogue gear adds none)"
+    )
     print(f"ampnet: card         {out / 'model_card.json'}")
     return card
+
+
+def _aliasing(model: nn.Module, rate: int) -> dict:
+    """``ampnet.report.aliasing`` of the model (knobs, if any, at their middle)."""
+    knobs = model.input_channels - 1
+
+    def process(audio):
+        x = np.stack([audio] + [np.full_like(audio, 0.5)] * knobs)
+        return play(model, x)
+
+    return aliasing_report(process, rate)
 
 
 def _blocks(model, rate: int, out: Path, name: str) -> dict:
