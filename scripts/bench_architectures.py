@@ -255,8 +255,8 @@ def collect(name: str, sweep: Path, score) -> list[dict]:
         preset = metrics["model_name"]
         tag = metrics_file.parent.parent / "variant.json"  # what --variant trained it with
         variant = json.loads(tag.read_text()) if tag.is_file() else {"label": "", "overrides": []}
-        rtf, engine = realtime_factor(model, loaded.sample_rate or 48000)
         rate = loaded.sample_rate or 48000
+        rtf, engine = realtime_factor(model, rate)
         curve = [{"epoch": t["epoch"], "seconds": t["seconds"],
                   "unseen_esr": score(load_model_file(t["path"]).model.eval())["esr"]}
                  for t in snapshots(metrics_file.parent, metrics["train_seconds"])]  # fmt: skip

@@ -253,8 +253,7 @@ def finish_job(job: dict, core: int | None, wall: float, cpu: float) -> dict:
         else:
             s["seconds"] = (s["time"] - job["started"] - s["overhead_s"]) * scale
     job.update(time_s=(wall - overhead) * scale, clock="cpu" if pinned else "wall",
-               wall_s=wall - overhead, wall_measured_s=wall, cpu_s=cpu, snapshots=snaps,
-               resumed=job.get("resume", False))  # fmt: skip
+               wall_s=wall - overhead, wall_measured_s=wall, cpu_s=cpu, snapshots=snaps)  # fmt: skip
     job.update(own_val=own_validation(job))
     if job["tool"] == "ampnet":
         job["model"] = str(folder / "checkpoints" / "best.ckpt")

@@ -53,11 +53,11 @@ class TimedExports(pl.Callback):
     a resumed run (the last entry of ``clock.json``) to this process's own.
     """
 
-    def __init__(self, folder: Path, every: int):
+    def __init__(self, folder: Path, every: int, carry_on: bool = False):
         self.folder, self.every = folder, max(1, every)
         folder.mkdir(parents=True, exist_ok=True)
-        self.taken: list[dict] = read_json(folder / "snapshots.json", [])
-        self.clock: list[dict] = read_json(folder / "clock.json", [])
+        self.taken: list[dict] = read_json(folder / "snapshots.json", []) if carry_on else []
+        self.clock: list[dict] = read_json(folder / "clock.json", []) if carry_on else []
         earlier = self.clock[-1] if self.clock else {}
         self.cpu0, self.wall0 = earlier.get("cpu_s", 0.0), earlier.get("wall_s", 0.0)
         self.overhead = self.taken[-1]["overhead_s"] if self.taken else 0.0
@@ -115,10 +115,7 @@ def main() -> None:
     if checkpoint is not None:
         configs[2].setdefault("trainer_fit_kwargs", {})["ckpt_path"] = str(checkpoint)
         print(f"nam_full_timed: resuming from {checkpoint}", flush=True)
-    snapshots = TimedExports(args.outdir / "snapshots", args.every)
-    if checkpoint is None:  # a fresh run: no clock from an earlier one
-        snapshots.taken, snapshots.clock = [], []
-        snapshots.cpu0 = snapshots.wall0 = snapshots.overhead = 0.0
+    snapshots = TimedExports(args.outdir / "snapshots", args.every, carry_on=checkpoint is not None)
     create = full._create_callbacks
     full._create_callbacks = lambda *a, **k: [*create(*a, **k), snapshots]
     full.main(*configs, args.outdir, no_show=True, make_plots=False)
