@@ -118,12 +118,15 @@ def test_the_native_kernel_plays_every_curve_and_length_like_offline(settings):
     x[2000:3500] = 0.0
     streamer = Streamer(model, max_block=512, backend="native")
     got, want = stream(streamer, x, [1, 7, 64, 300, 2, 4096, 33]), offline(model, x)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    # float32 rounding scales with the level: these random gains reach about 9 (the rational
+    # curve of degree 6 differed by 1.1e-5 there on an AMD EPYC), so 1e-5 of the peak or of 1
+    atol = 1e-5 * max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
     assert np.abs(want).max() > 0.05
     quiet = slice(2000 + model.receptive_field, 3500)
     assert not got[quiet].any(), "silence in gave something out"
     streamer.reset()
-    np.testing.assert_allclose(stream(streamer, x, [64]), want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(stream(streamer, x, [64]), want, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
