@@ -18,6 +18,14 @@ from ampnet.report.figures import comparison_figure
 from ampnet.report.metrics import compare_signals
 
 
+def is_last_epoch(trainer: L.Trainer, epochs_done: int) -> bool:
+    """Whether the epoch just finished (``epochs_done`` counted from 1) ends the training:
+    ``trainer.max_epochs`` reached, or a ``trainer.max_steps`` that stops it mid-epoch."""
+    if trainer.max_epochs is not None and epochs_done == trainer.max_epochs:
+        return True
+    return 0 < trainer.max_steps <= trainer.global_step
+
+
 def loudest_window(target: np.ndarray, length: int) -> int:
     """Start of the ``length``-sample window of ``target`` with the most energy."""
     if len(target) <= length:
@@ -45,7 +53,7 @@ class AudioExamples(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero or "val" not in pl_module.examples:
             return
         epoch = trainer.current_epoch
-        if (epoch + 1) % self.every_n_epochs and epoch + 1 != trainer.max_epochs:
+        if (epoch + 1) % self.every_n_epochs and not is_last_epoch(trainer, epoch + 1):
             return
         rate = int(pl_module.hparams["sample_rate"])  # train() always stores it
         _, target, prediction = (t.numpy() for t in pl_module.examples["val"])
@@ -129,7 +137,7 @@ class TimedSnapshots(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1  # epochs done
-        if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
+        if epoch % self.every_n_epochs and not is_last_epoch(trainer, epoch):
             return
         reached = time.time()
         seconds = reached - (self.started if self.started is not None else reached) - self.overhead

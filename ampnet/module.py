@@ -105,6 +105,8 @@ class AmpModule(L.LightningModule):
     ``total_steps``. Validation and test always log plain ESR and MR-STFT over whole
     regions, whatever the training loss, so runs compare. ``hparams`` (the model's
     config, sample rate, input gain, the composed run config) go into every checkpoint.
+    ``step_budget``: train fewer epochs than ``trainer.max_epochs`` where those would take
+    more optimiser steps than this (whole epochs; ``apply_step_budget``).
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class AmpModule(L.LightningModule):
         scheduler: Callable | None = None,
         scheduler_interval: str = "epoch",
         hparams: Mapping | None = None,
+        step_budget: int | None = None,
     ):
         super().__init__()
+        self.step_budget = int(step_budget) if step_budget else None
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -168,7 +172,34 @@ class AmpModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
 
+    def apply_step_budget(self) -> None:
+        """Lower ``trainer.max_epochs`` to the whole epochs that fit in ``step_budget``
+        optimiser steps (at least one), before the schedule is planned over them.
+
+        Epochs, not Lightning's ``max_steps``: a run still ends on a validated epoch
+        boundary, and resuming from ``last.ckpt`` stays the epoch-based resume (Lightning
+        treats any run with ``max_steps`` set as restarting mid-epoch). The same data gives
+        the same epochs, so a resumed run plans the same schedule.
+        """
+        trainer = self.trainer
+        if not self.step_budget or trainer.max_epochs is None or trainer.max_epochs < 1:
+            return
+        _ = trainer.estimated_stepping_batches  # sets up the training data if not yet
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        if not math.isfinite(per_epoch) or per_epoch < 1:
+            return
+        epochs = max(1, min(trainer.max_epochs, self.step_budget // per_epoch))
+        if epochs < trainer.max_epochs:
+            if trainer.is_global_zero:
+                print(
+                    f"step budget: {epochs} epochs of {per_epoch} steps (step_budget="
+                    f"{self.step_budget}; trainer.max_epochs={trainer.max_epochs} would take "
+                    f"{trainer.max_epochs * per_epoch}; step_budget=null trains them all)"
+                )
+            trainer.fit_loop.max_epochs = epochs
+
     def configure_optimizers(self):
+        self.apply_step_budget()
         optimizer = self.optimizer_factory(self.model.parameters())
         if self.scheduler_factory is None:
             return optimizer

@@ -69,6 +69,7 @@ def train(cfg: DictConfig) -> dict:
             **names,
             "config": OmegaConf.to_container(cfg, resolve=True),
         },
+        step_budget=cfg.get("step_budget"),
     )
     prepare_ddp_relaunch(cfg)
     trainer = instantiate(

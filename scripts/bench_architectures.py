@@ -6,7 +6,8 @@ the model never heard against what it costs to play.
 
 For each data set it runs a Hydra multirun, ``python -m ampnet.train -m model=<every
 preset>``, with the default recipe, and one more with ``experiment=recurrent`` for the LSTMs
-and GRUs (``RECIPES``; ``--epochs`` sets ``trainer.max_epochs`` for all), then scores every
+and GRUs (``RECIPES``; ``--epochs`` sets ``trainer.max_epochs`` for all, without the default's
+step budget, ``step_budget=null``: every data set trains the epochs asked for), then scores every
 run's best checkpoint. ``--variant LABEL OVERRIDE ...`` trains every model once more with
 those overrides (a recipe to compare, e.g. ``--variant pre loss=nmse_pre``), listed as
 ``model [LABEL]``:
@@ -208,7 +209,7 @@ def train(name: str, overrides: list[str], presets: list[str], args, core: int |
         label = f"{variant}+{label}" if variant else label
         cmd = [
             *taskset, sys.executable, "-m", "ampnet.train", "-m", f"model={','.join(members)}",
-            *overrides, *recipe, f"trainer.max_epochs={args.epochs}",
+            *overrides, *recipe, f"trainer.max_epochs={args.epochs}", "step_budget=null",
             "callbacks.progress_bar=null", "callbacks.audio_examples=null",
             f"hydra.sweep.dir={sweep / label}", *args.train_args, *extra,
         ]  # fmt: skip
@@ -483,7 +484,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=DATA, choices=DATA)
     parser.add_argument("--models", nargs="+", default=[p for ps in MODELS.values() for p in ps])
-    parser.add_argument("--epochs", type=int, default=50, help="trainer.max_epochs for every run")
+    parser.add_argument(
+        "--epochs", type=int, default=50, help="trainer.max_epochs for every run (no step budget)"
+    )
     parser.add_argument(
         "--minutes", type=float, default=1.0, help="reamp signal length (ts9, ht40)"
     )

@@ -14,8 +14,8 @@ thread, and NAM's only streaming option (re-running the receptive field every bl
 for comparison. Random weights: speed does not depend on them.
 
 Against NAM's engine (``../shared/nam-core``, the plugin's DSP core, built with
-``build.sh native`` for the instruction set ampnet's kernel uses): A1 standard, A2-Full,
-A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
+``build.sh native`` for the instruction set ampnet's kernel uses): A1 standard, A2-Full
+(LeakyReLU, and with SiLU), A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
 of 32, 64 and 256, the real-time factor of ``Streamer.process`` (what a Python host pays),
 of the bound kernel called from a Python loop, and of the kernel in a C loop timed in C
 (what a plugin pays, and what the engine's own ``bench`` times around its ``process()``),
@@ -63,6 +63,7 @@ PRESETS = [
 ENGINE_ROWS = {
     "A1 standard": "wavenet_a1",
     "A2-Full": "wavenet",
+    "A2-Full SiLU": "wavenet_silu",  # the engine's general path: its A2 fast path is LeakyReLU's
     "A2-Lite": "a2_lite",
     "LSTM 1x24": "lstm_nam",
 }

@@ -113,3 +113,22 @@ def test_snapshots_keep_the_weights_and_the_training_time_they_were_reached(tmp_
     for t in taken:
         saved = torch.load(t["path"], weights_only=True)["state_dict"]
         assert set(saved) == {"fit.weight", "fit.bias"}
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec:DeprecationWarning", "ignore:.*LeafSpec:FutureWarning"
+)
+def test_a_step_budget_ending_mid_epoch_still_takes_the_last_snapshot(tmp_path):
+    # 4 steps an epoch; trainer.max_steps=10 stops two steps into epoch 3
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), 8)
+    snaps = TimedSnapshots(tmp_path / "snapshots", every_n_epochs=2)
+    trainer = L.Trainer(
+        max_epochs=10, max_steps=10, callbacks=[snaps], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(Line(), data)
+    assert trainer.global_step == 10
+    taken = json.loads((tmp_path / "snapshots" / "snapshots.json").read_text())
+    assert [(t["epoch"], t["step"]) for t in taken] == [(2, 8), (3, 10)]

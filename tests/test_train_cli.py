@@ -106,6 +106,33 @@ def test_pre_emphasised_nmse_trains_with_its_power_taken_from_the_data(tmp_path,
     assert np.isfinite(json.loads((run_dir / "metrics.json").read_text())["val_esr"])
 
 
+def test_the_step_budget_trains_whole_epochs_with_the_schedule_planned_over_them(
+    tmp_path, make_pair
+):
+    # the default recipe caps long recordings by steps (step_budget, conf/train.yaml), in
+    # whole epochs: 3 steps an epoch here, a budget of 7 trains 2 epochs (6 steps), and the
+    # cosine schedule is planned over those, so it ends annealed; null trains every epoch
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    runs = {}
+    for budget in ("7", "null"):
+        run_dir = tmp_path / f"run_{budget}"
+        result = run_module(
+            "ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}",
+            "optim=adam_cosine", "trainer.max_epochs=4", f"step_budget={budget}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[budget] = (result.stdout, json.loads((run_dir / "metrics.json").read_text()))
+        last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+        peak, final = 0.016, 0.01  # conf/optim/adam_cosine.yaml: lr, final_fraction
+        assert last["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(peak * final, rel=0.05)
+    stdout, metrics = runs["7"]
+    assert (metrics["epochs"], metrics["global_steps"]) == (2, 6)
+    assert "step budget: 2 epochs of 3 steps" in stdout
+    stdout, metrics = runs["null"]
+    assert (metrics["epochs"], metrics["global_steps"]) == (4, 12)
+    assert "step budget" not in stdout
+
+
 def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
     inp, out = make_pair(seconds=3.0, sr=16000)
     run_dir = tmp_path / "run"
