@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_capture.py --minutes 1 --jobs 2     # shorter signal, 2 at a time
     .venv/bin/python scripts/bench_capture.py --tools ampnet --reuse-nam --ampnet long trainer.max_epochs=100
     .venv/bin/python scripts/bench_capture.py --tools nam_a1 --jobs 2 --resume  # after a stop
+    .venv/bin/python scripts/bench_capture.py --merge A/bench_capture.json B/bench_capture.json --out C
 
 What a player does, for each tool, on this machine, in one run:
 
@@ -44,11 +45,15 @@ continues the NAM trainings a stopped run left in ``--out`` from their last fini
 that finished without training them again.
 Snapshots every ``--every`` epochs give ESR against training time, plotted per capture
 (``esr_vs_time_<capture>.png``). Results go to ``--out/bench_capture.json``.
+``--merge`` trains nothing: it puts the rows of runs made into separate folders on the
+same signal (say ``--tools ampnet`` and ``--tools nam_a1`` started at the same time) into
+one table, with the ratios and plots, as if they were one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.resources
 import json
 import math
@@ -66,6 +71,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ampnet.atomic import atomic_output
 from ampnet.formats import load_model_file
 from ampnet.report.metrics import compare_signals
 from ampnet.stream import render
@@ -450,6 +456,53 @@ def plot(capture: str, rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def merge(files: list[Path], out: Path) -> None:
+    """One table from earlier runs' ``bench_capture.json`` on the same signal (same bytes)."""
+    runs = []
+    for f in files:
+        if not f.is_file():
+            fail(f"bench_capture: {f} not found; give the bench_capture.json of each run to merge")
+        try:
+            run = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            run = None
+        if not isinstance(run, dict) or not {"reamp", "rows"} <= set(run):
+            fail(f"bench_capture: {f} is not a bench_capture.json (no 'reamp' and 'rows')")
+        runs.append(run)
+    digests = set()
+    for f, run in zip(files, runs, strict=True):
+        reamp = Path(run["reamp"])
+        if not reamp.is_file():
+            fail(
+                f"bench_capture: {f} names {reamp}, which is gone; merge runs whose folders are kept"
+            )
+        digests.add(hashlib.sha256(reamp.read_bytes()).hexdigest())
+    if len(digests) > 1:
+        fail(f"bench_capture: {' and '.join(map(str, files))} were run on different reamp "
+             "signals; merge runs of the same --minutes, --seed and --capture-args only")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r for run in runs for r in run["rows"]]
+    results = {"reamp": runs[0]["reamp"], "seconds": runs[0]["seconds"],
+               "merged_from": [str(f) for f in files], "rows": [], "goals": {}}  # fmt: skip
+    for capture in sorted({r["capture"] for r in rows}):
+        mine = sorted((r for r in rows if r["capture"] == capture),
+                      key=lambda r: (r["tool"] == "ampnet", r["label"]))  # fmt: skip
+        results["rows"] += mine
+        results["goals"][capture] = print_table(capture, mine)
+        plot(capture, mine, out / f"esr_vs_time_{capture}.png")
+    checks = [run["engine_check"] for run in runs if run.get("engine_check")]
+    if checks:
+        results["engine_check"] = checks[0]
+    with atomic_output(out / "bench_capture.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out / 'bench_capture.json'} and esr_vs_time_*.png in {out}")
+
+
+def fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -480,7 +533,13 @@ def main() -> None:
                         help="NAM trainings an earlier run in --out left unfinished continue from "
                         "their last epoch (finished ones are scored again, not retrained)")  # fmt: skip
     parser.add_argument("--no-curves", action="store_true", help="score final models only")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="train nothing: one table from these runs' bench_capture.json "
+                        "(the same signal), written to --out")  # fmt: skip
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if not (SHARED / "di.wav").is_file():
         sys.exit(f"bench_capture: {SHARED / 'di.wav'} not found; set AMPNET_SHARED_DATA")
     if (
@@ -562,7 +621,8 @@ def main() -> None:
     if nam_files:
         results["engine_check"] = engine_check(nam_files[0])
         print(f"\nscoring checked in NAM's engine: {results['engine_check']}")
-    earlier_file.write_text(json.dumps(results, indent=1))
+    with atomic_output(earlier_file) as tmp:
+        tmp.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {earlier_file} and esr_vs_time_*.png in {args.out}")
 
 
