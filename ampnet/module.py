@@ -185,9 +185,10 @@ class AmpModule(L.LightningModule):
         if not self.step_budget or trainer.max_epochs is None or trainer.max_epochs < 1:
             return
         _ = trainer.estimated_stepping_batches  # sets up the training data if not yet
-        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
-        if not math.isfinite(per_epoch) or per_epoch < 1:
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches) or batches < 1:  # an iterable dataset: no epochs to count
             return
+        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
         epochs = max(1, min(trainer.max_epochs, self.step_budget // per_epoch))
         if epochs < trainer.max_epochs:
             if trainer.is_global_zero:
