@@ -109,7 +109,7 @@ def test_pre_emphasised_nmse_trains_with_its_power_taken_from_the_data(tmp_path,
 def test_the_step_budget_trains_whole_epochs_with_the_schedule_planned_over_them(
     tmp_path, make_pair
 ):
-    # the default recipe caps long recordings by steps (step_budget, conf/train.yaml), in
+    # step_budget (conf/train.yaml) caps a run by optimiser steps, in
     # whole epochs: 3 steps an epoch here, a budget of 7 trains 2 epochs (6 steps), and the
     # cosine schedule is planned over those, so it ends annealed; null trains every epoch
     inp, out = make_pair(seconds=3.0, sr=16000)
