@@ -88,23 +88,30 @@ class Slow(L.Callback):
         time.sleep(self.pause)
 
 
-@pytest.mark.filterwarnings(
-    "ignore:.*LeafSpec:DeprecationWarning", "ignore:.*LeafSpec:FutureWarning"
-)
-def test_snapshots_keep_the_weights_and_the_training_time_they_were_reached(tmp_path):
+def _snapshot_fit(tmp_path, callbacks, **limits):
+    """Fit ``Line`` on 32 rows in batches of 8 (4 steps an epoch), snapshots every 2 epochs;
+    returns the trainer and the snapshots taken."""
     torch.manual_seed(0)
     x = torch.randn(32, 3)
     data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), 8)
     snaps = TimedSnapshots(tmp_path / "snapshots", every_n_epochs=2)
     trainer = L.Trainer(
-        max_epochs=5, callbacks=[Slow(0.2), snaps], logger=False, enable_checkpointing=False,
+        callbacks=[*callbacks, snaps], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        **limits,
     )  # fmt: skip
+    trainer.fit(Line(), data)
+    return trainer, json.loads((tmp_path / "snapshots" / "snapshots.json").read_text())
+
+
+@pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec:DeprecationWarning", "ignore:.*LeafSpec:FutureWarning"
+)
+def test_snapshots_keep_the_weights_and_the_training_time_they_were_reached(tmp_path):
     time.sleep(0.3)  # before the fit: not training time
     started = time.time()
-    trainer.fit(Line(), data)
+    _, taken = _snapshot_fit(tmp_path, [Slow(0.2)], max_epochs=5)
     fit_seconds = time.time() - started
-    taken = json.loads((tmp_path / "snapshots" / "snapshots.json").read_text())
     assert [t["epoch"] for t in taken] == [2, 4, 5]  # every second epoch, and the last
     seconds = [t["seconds"] for t in taken]
     # measured from the fit's start: at least the epochs' pauses, never more than the fit took
@@ -120,15 +127,6 @@ def test_snapshots_keep_the_weights_and_the_training_time_they_were_reached(tmp_
 )
 def test_a_step_budget_ending_mid_epoch_still_takes_the_last_snapshot(tmp_path):
     # 4 steps an epoch; trainer.max_steps=10 stops two steps into epoch 3
-    torch.manual_seed(0)
-    x = torch.randn(32, 3)
-    data = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), 8)
-    snaps = TimedSnapshots(tmp_path / "snapshots", every_n_epochs=2)
-    trainer = L.Trainer(
-        max_epochs=10, max_steps=10, callbacks=[snaps], logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
-    trainer.fit(Line(), data)
+    trainer, taken = _snapshot_fit(tmp_path, [], max_epochs=10, max_steps=10)
     assert trainer.global_step == 10
-    taken = json.loads((tmp_path / "snapshots" / "snapshots.json").read_text())
     assert [(t["epoch"], t["step"]) for t in taken] == [(2, 8), (3, 10)]
