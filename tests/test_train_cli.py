@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from omegaconf import OmegaConf
 
 from ampnet.checkpoints import load_model
 from ampnet.stream import render
@@ -123,7 +124,8 @@ def test_the_step_budget_trains_whole_epochs_with_the_schedule_planned_over_them
         assert result.returncode == 0, result.stderr[-3000:]
         runs[budget] = (result.stdout, json.loads((run_dir / "metrics.json").read_text()))
         last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-        peak, final = 0.016, 0.01  # conf/optim/adam_cosine.yaml: lr, final_fraction
+        optim = OmegaConf.load(REPO / "conf" / "optim" / "adam_cosine.yaml")  # lr, final_fraction
+        peak, final = optim.lr, optim.scheduler.final_fraction
         assert last["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(peak * final, rel=0.05)
     stdout, metrics = runs["7"]
     assert (metrics["epochs"], metrics["global_steps"]) == (2, 6)
