@@ -114,6 +114,8 @@ def test_the_step_budget_trains_whole_epochs_with_the_schedule_planned_over_them
     # whole epochs: 3 steps an epoch here, a budget of 7 trains 2 epochs (6 steps), and the
     # cosine schedule is planned over those, so it ends annealed; null trains every epoch
     inp, out = make_pair(seconds=3.0, sr=16000)
+    optim = OmegaConf.load(REPO / "conf" / "optim" / "adam_cosine.yaml")
+    peak, final = optim.lr, optim.scheduler.final_fraction
     runs = {}
     for budget in ("7", "null"):
         run_dir = tmp_path / f"run_{budget}"
@@ -124,8 +126,6 @@ def test_the_step_budget_trains_whole_epochs_with_the_schedule_planned_over_them
         assert result.returncode == 0, result.stderr[-3000:]
         runs[budget] = (result.stdout, json.loads((run_dir / "metrics.json").read_text()))
         last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-        optim = OmegaConf.load(REPO / "conf" / "optim" / "adam_cosine.yaml")  # lr, final_fraction
-        peak, final = optim.lr, optim.scheduler.final_fraction
         assert last["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(peak * final, rel=0.05)
     stdout, metrics = runs["7"]
     assert (metrics["epochs"], metrics["global_steps"]) == (2, 6)
