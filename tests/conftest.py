@@ -81,9 +81,14 @@ FAST = [
 
 
 def write_checkpoint(
-    model, path: Path, sample_rate: int = 16000, input_gain_db: float = 0.0
+    model,
+    path: Path,
+    sample_rate: int = 16000,
+    input_gain_db: float = 0.0,
+    config: dict | None = None,
 ) -> Path:
-    """A checkpoint shaped like ampnet.train's (the parts ampnet reads back), without training."""
+    """A checkpoint shaped like ampnet.train's (the parts ampnet reads back), without training;
+    ``config``: the run's resolved config (``data`` names its recordings)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +100,7 @@ def write_checkpoint(
                 "sample_rate": sample_rate,
                 "input_gain_db": input_gain_db,
                 "model_name": "test",
+                **({"config": config} if config is not None else {}),
             },
         },
         path,

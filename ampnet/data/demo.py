@@ -69,9 +69,8 @@ def ensure_demo(
     """Render the demo pair, and the other performance it is scored on (``unseen_input.wav``,
     ``unseen_output.wav``), into ``cache_dir/<settings hash>/`` unless they are there;
     return (input, output)."""
-    settings = {"version": DEMO_VERSION, "seconds": seconds, "seed": seed, "rig": _plain(rig)}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache_dir) / key
+    settings = _settings(seconds, seed, rig)
+    folder = demo_folder(cache_dir, seconds, seed, rig)
     input_path, output_path = folder / "input.wav", folder / "output.wav"
     unseen_in, unseen_out = folder / "unseen_input.wav", folder / "unseen_output.wav"
     if not all(p.is_file() for p in (input_path, output_path, unseen_in, unseen_out)):
@@ -83,6 +82,17 @@ def ensure_demo(
         write_audio(unseen_out, render_rig(other, settings["rig"]), DEFAULT_SAMPLE_RATE)
         (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     return input_path, output_path
+
+
+def _settings(seconds: float, seed: int, rig: Mapping) -> dict:
+    return {"version": DEMO_VERSION, "seconds": seconds, "seed": seed, "rig": _plain(rig)}
+
+
+def demo_folder(cache_dir: str | Path, seconds: float, seed: int, rig: Mapping) -> Path:
+    """Where :func:`ensure_demo` keeps the demo recordings of these settings."""
+    settings = _settings(seconds, seed, rig)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(cache_dir) / key
 
 
 def _plain(value):

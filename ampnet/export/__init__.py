@@ -37,6 +37,7 @@ from ampnet.export.formats import (
     write_json,
 )
 from ampnet.export.loudness import loudness_and_gain, loudness_input
+from ampnet.export.peak import output_peaks
 from ampnet.formats import load_model_file
 from ampnet.report.aliasing import aliasing_report
 from ampnet.report.figures import blocks_figure
@@ -117,6 +118,9 @@ def export(cfg: DictConfig) -> dict:
         if cfg.get(key) is not None and cfg[key] not in allowed:
             raise AmpnetError(f"{key}={cfg[key]}: choose one of {', '.join(allowed)}")
 
+    # before anything is written: a model that blows up on its own recordings is refused
+    peaks = output_peaks(model, (hparams.get("config") or {}).get("data"), cfg.peak_limit_db)
+
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     name = cfg.name or "_".join(
@@ -172,6 +176,7 @@ def export(cfg: DictConfig) -> dict:
         "exported": datetime.now().isoformat(timespec="seconds"),
         "files": files,
         "aliasing": _aliasing(model, rate),
+        "output_peaks": peaks,
         **_blocks(model, rate, out, name),
     }
     write_json(out / "model_card.json", card)
@@ -187,6 +192,11 @@ def export(cfg: DictConfig) -> dict:
         f"ampnet: aliasing     {worst['aliasing_db']:.0f} dB below the output at worst "
         f"({worst['hz']} Hz tone, peak {worst['level']}; analogue gear adds none)"
     )
+    for entry in peaks["checked"]:
+        print(
+            f"ampnet: output peak  {entry['peak']:.3f} at {entry['at_seconds']} s of "
+            f"{entry['input']} (the gear's: {entry['gear_peak']:.3f})"
+        )
     print(f"ampnet: card         {out / 'model_card.json'}")
     return card
 
