@@ -30,7 +30,8 @@ What a player does, for each tool, on this machine, in one run:
    rendered through the same capture is the target; each model plays the DI from silence
    (NAM's models through their exported ``.nam``, each size of a container, read by ampnet's
    reader; one of them is checked against NAM's own engine, ``../shared/nam-core``).
-   Reported: ESR, pre-emphasised ESR and MR-STFT on the DI, the validation ESR each tool
+   Reported: ESR, ESR above 20 Hz (both high-passed: DC and sub-sonic drift left out; rows
+   of runs made before it show "-"), pre-emphasised ESR and MR-STFT on the DI, the validation ESR each tool
    reports itself and the same region scored here, the time of the whole training command
    (less the seconds its snapshots took) and parameters, and ratios against the better NAM
    model on each capture.
@@ -314,7 +315,7 @@ def score(model, di: np.ndarray, target: np.ndarray, reamp: np.ndarray, recorded
         / np.sum(recorded[a:b].astype(np.float64) ** 2)
     )
     return {"di_esr": m["esr"], "di_esr_pre": m["esr_pre_emphasis"], "di_mrstft": m["mrstft"],
-            "val_esr": val_esr,
+            "di_esr_audible": m["esr_audible"], "val_esr": val_esr,
             "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
 
 
@@ -389,14 +390,15 @@ def print_table(capture: str, rows: list[dict]) -> dict:
     best = min(nam, key=lambda r: r["di_esr"]) if nam else None
     print(f"\n{capture}: trained on the reamp signal; scored on the DI (unseen playing)")
     print(f"{'model':<24} {'time s':>7} {'params':>7} {'own val':>9} {'val ESR':>9} "
-          f"{'DI ESR':>9} {'DI pre':>9} {'MR-STFT':>8} {'DI/val':>7} {'time/NAM':>9} "
+          f"{'DI ESR':>9} {'DI >20Hz':>9} {'DI pre':>9} {'MR-STFT':>8} {'DI/val':>7} {'time/NAM':>9} "
           f"{'ESR/NAM':>8}")  # fmt: skip
     for r in rows:
         own = r["own_val"]
         own_v = own.get("model", own.get(r["label"].split()[-1]))
         print(
             f"{r['label']:<24} {r['time_s']:>7.0f} {r['parameters']:>7} {fmt(own_v, '>9.5f')} "
-            f"{r['val_esr']:>9.5f} {r['di_esr']:>9.5f} {r['di_esr_pre']:>9.5f} "
+            f"{r['val_esr']:>9.5f} {r['di_esr']:>9.5f} {fmt(r.get('di_esr_audible'), '>9.5f')} "
+            f"{r['di_esr_pre']:>9.5f} "
             f"{r['di_mrstft']:>8.3f} {r['di_esr'] / r['val_esr']:>7.1f} "
             f"{fmt(best and r['time_s'] / best['time_s'], '>9.2f')} "
             f"{fmt(best and r['di_esr'] / best['di_esr'], '>8.2f')}",

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from ampnet.report import write_report
-from ampnet.report.metrics import compare_signals, integrated_loudness, k_weighting
+from ampnet.report.metrics import compare_signals, esr_audible, integrated_loudness, k_weighting
 
 from .conftest import run_module, synth_pair
 
@@ -39,6 +39,21 @@ def test_full_scale_1khz_sine_is_minus_3_lufs():
     assert integrated_loudness(np.sin(2 * np.pi * 997 * t), RATE) == pytest.approx(-3.01, abs=0.02)
     assert integrated_loudness(0.1 * np.sin(2 * np.pi * 997 * t), RATE) == pytest.approx(
         -23.01, abs=0.02
+    )
+
+
+def test_audible_esr_leaves_out_dc_and_drift_but_not_tones():
+    _, y, _ = pair()
+    t = np.arange(len(y)) / RATE
+    drift = (0.02 + 0.01 * np.sin(2 * np.pi * 3 * t)).astype(np.float32)  # DC and a 3 Hz drift
+    metrics = compare_signals(y, y + drift, RATE)
+    assert metrics["esr"] > 1e-3 and metrics["esr_audible"] < 1e-3 * metrics["esr"]
+    tone = (0.01 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)  # an error anyone hears
+    assert esr_audible(y, y + tone, RATE) == pytest.approx(
+        compare_signals(y, y + tone, RATE)["esr"], rel=0.05
+    )
+    assert esr_audible(y, y + tone + drift, RATE) == pytest.approx(
+        esr_audible(y, y + tone, RATE), rel=0.05
     )
 
 

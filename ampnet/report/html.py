@@ -17,6 +17,10 @@ LABELS = {
         "ESR, pre-emphasised",
         "ESR after a 0.85 first-order high-pass: weighs the highs",
     ),
+    "esr_audible": (
+        "ESR above 20 Hz",
+        "ESR of both high-passed at 20 Hz: leaves out DC and drift no one hears",
+    ),
     "mrstft": ("MR-STFT distance", "multi-resolution spectral distance (lower is closer)"),
     "null_db": ("Null depth (dB)", "residual level relative to the target"),
     "residual_dbfs": ("Residual level (dBFS)", "RMS level of target - prediction"),

@@ -15,6 +15,7 @@ from ampnet.data.align import estimate_lag
 from ampnet.losses import MultiResolutionSTFT, PreEmphasis, esr
 
 SILENCE_DB = -200.0
+AUDIBLE_HZ = 20.0  # the lower edge of hearing
 
 
 def db(power_ratio: float) -> float:
@@ -71,6 +72,19 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return db(float(np.max(np.abs(audio))) ** 2) if len(audio) else SILENCE_DB
 
 
+def esr_audible(
+    target: np.ndarray, prediction: np.ndarray, sample_rate: int, hz: float = AUDIBLE_HZ
+) -> float:
+    """ESR of what can be heard: both signals through a zero-phase high-pass at ``hz``
+    (4th-order Butterworth, forwards and backwards), so DC and sub-sonic drift, which a
+    plain ESR counts in full and no one hears, are left out."""
+    sos = scipy.signal.butter(4, hz, btype="highpass", fs=sample_rate, output="sos")
+    y = scipy.signal.sosfiltfilt(sos, np.asarray(target, np.float64))
+    y_hat = scipy.signal.sosfiltfilt(sos, np.asarray(prediction, np.float64))
+    energy = float(np.sum(y**2))
+    return float(np.sum((y - y_hat) ** 2) / energy) if energy > 0 else float("nan")
+
+
 def compare_signals(target: np.ndarray, prediction: np.ndarray, sample_rate: int) -> dict:
     """Every metric of ``ampnet.compare`` for two equal-length mono signals, as one flat dict."""
     y = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))[None, None]
@@ -87,6 +101,7 @@ def compare_signals(target: np.ndarray, prediction: np.ndarray, sample_rate: int
     return {
         "esr": plain,
         "esr_pre_emphasis": emphasised,
+        "esr_audible": esr_audible(target, prediction, sample_rate),
         "mrstft": mrstft,
         "null_db": db(plain),
         "residual_dbfs": db(float(np.mean(residual**2))),
