@@ -39,7 +39,7 @@ def main(argv=None) -> None:
         type=int,
         default=REAMP_VERSION,
         choices=VERSIONS,
-        help=f"signal version (default {REAMP_VERSION}; older ones stay available)",
+        help=f"signal version (default {REAMP_VERSION}; every version stays available)",
     )
     parser.add_argument("--subtype", default="PCM_24", help="soundfile subtype (default PCM_24)")
     args = parser.parse_args(argv)

@@ -60,7 +60,7 @@ def test_phase_transform_finds_a_delay_through_a_filter():
 # ---- the reamp signal and its blips ----
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_reamp_signal_is_deterministic_and_recognised(version):
     a, info = reamp_signal(48000, minutes=1.0, seed=0, version=version)
     b, _ = reamp_signal(48000, minutes=1.0, seed=0, version=version)
@@ -99,6 +99,22 @@ def test_reamp_version_2_plays_guitar_at_a_di_level_without_clipping():
             assert np.min(np.abs(guitar)) > 0  # a pickup's noise floor, never digital silence
     assert levels[2] > levels[1] + 3
     assert bright[2] < bright[1] / 5  # plucked from a pick's triangle, through a pickup: darker
+
+
+def test_reamp_version_3_picks_both_ways_in_version_2s_layout():
+    """Version 2 starts every string displaced one way (a downstroke): its guitar is lopsided.
+    Version 3 picks up and down: about as symmetric as a real DI (whose skewness is -0.16)."""
+    rate = 48000
+    skew, layout = {}, {}
+    for version in (2, 3):
+        x, info = reamp_signal(rate, minutes=1.0, seed=0, version=version)
+        part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
+        guitar = x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
+        skew[version] = np.mean(guitar**3) / np.mean(guitar**2) ** 1.5
+        layout[version] = [(p["name"], p["start"], p["end"]) for p in info["layout"]]
+        assert np.abs(x).max() < 0.99
+    assert skew[2] > 0.4 and abs(skew[3]) < 0.2
+    assert layout[3] == layout[2]  # recordings of either align and split alike
 
 
 @pytest.mark.parametrize("latency", [0, 37, 1234])

@@ -23,7 +23,7 @@ from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.data.synth import phrase_chords, phrase_chugs, phrase_line
 
 REAMP_VERSION = 2  # what ampnet.capture writes by default
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 BLIP_TIMES = (0.5, 1.0, 1.5, 2.0)
 BLIP_AMPLITUDE = 0.5
 HEADER_SECONDS = 2.5
@@ -41,7 +41,7 @@ def guitar(rng: np.random.Generator, seconds: float, sr: int, version: int = 1) 
 
 def _phrases(rng: np.random.Generator, seconds: float, sr: int, version: int = 1) -> np.ndarray:
     if version >= 2:
-        return _phrases_v2(rng, seconds, sr)
+        return _phrases_v2(rng, seconds, sr, strokes=version >= 3)
     out = np.zeros(int(seconds * sr))
     t = 0
     makers = (phrase_line, phrase_chords, phrase_chugs)
@@ -76,7 +76,9 @@ def _loudest_rms(x: np.ndarray, window: int) -> float:
     return float(np.sqrt(np.max(energy[window:] - energy[:-window]) / window))
 
 
-def _phrases_v2(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+def _phrases_v2(
+    rng: np.random.Generator, seconds: float, sr: int, strokes: bool = False
+) -> np.ndarray:
     """Version 2's guitar: the version-1 phrases played the way a DI is recorded. Strings
     start from a pick's triangle (:func:`~ampnet.data.synth.pluck`; version 1's noise-started
     strings are as loud at 4 kHz as at 200 Hz, a real DI some 40 dB quieter), each phrase
@@ -84,13 +86,21 @@ def _phrases_v2(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray
     RMS over its loudest half second (real playing recorded at a normal DI level sits
     around -24 there; version 1's phrases sat around -33, so loud playing was rare), peaks
     held under 0.9; each phrase starts as the last one's notes ring out, as playing is
-    dense; a pickup's noise floor and a little hum run under it all."""
+    dense; a pickup's noise floor and a little hum run under it all.
+
+    Version 3 (``strokes``) is version 2 picked both ways: in version 2 every string starts
+    displaced the same way (a downstroke), so the DI is lopsided (skewness +0.43 where a
+    real DI measures -0.16) and the gear's asymmetry is heard from one side only. Version 3
+    alternates down- and upstrokes (:func:`~ampnet.data.synth.phrase_line`), strums up and
+    down, and gives each phrase the polarity of a guitar wired either way."""
     n = int(seconds * sr)
     out = np.zeros(n)
     t = 0
     makers = (phrase_line, phrase_chords, phrase_chugs)
     while t < n:
-        phrase = makers[int(rng.integers(0, 3))](rng, sr, pick=True)
+        phrase = makers[int(rng.integers(0, 3))](rng, sr, pick=True, strokes=strokes)
+        if strokes and rng.random() < 0.5:
+            phrase = -phrase
         phrase = scipy.signal.lfilter(*_pickup(rng, sr), phrase)
         level = 10 ** (rng.uniform(-28, -10) / 20)
         phrase *= level / max(1e-9, _loudest_rms(phrase, sr // 2))
@@ -116,8 +126,9 @@ def reamp_signal(
     """The reamp signal (float32) and its layout, deterministic for version and seed.
 
     Version 2 differs from version 1 in its guitar (:func:`_phrases_v2`) and
-    in its noise bursts, which version 1 clipped at -10 dBFS RMS; blips, sweeps and the
-    layout are the same, so recordings of either align and split alike."""
+    in its noise bursts, which version 1 clipped at -10 dBFS RMS; version 3 from version 2
+    in the direction its strings are picked; blips, sweeps and the layout are the same, so
+    recordings of any version align and split alike."""
     if version not in VERSIONS:
         raise ValueError(f"reamp signal version {version}: there are versions {VERSIONS}")
     sr = sample_rate

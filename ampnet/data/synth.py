@@ -40,6 +40,7 @@ def pluck(
     brightness: float,
     sr: int,
     pick: float | None = None,
+    sign: float = 1.0,
 ) -> np.ndarray:
     """One Karplus-Strong string: ``y[n] = e[n] + g/2 (y[n-N] + y[n-N-1])``, unit-ish peak.
 
@@ -47,7 +48,8 @@ def pluck(
     Without ``pick`` the string starts from noise (bright: every harmonic equally
     strong); with ``pick`` (0 to 1, the plucking point along the string) it starts from
     the triangle a pick leaves, whose harmonics fall as 1/n^2 with a notch series set by
-    the point, as a real plucked string's do, plus a little noise.
+    the point, as a real plucked string's do, plus a little noise. ``sign`` -1 starts the
+    string displaced the other way (an upstroke instead of a downstroke).
     """
     period = max(2, int(round(sr / freq)))
     n = int(seconds * sr)
@@ -58,6 +60,7 @@ def pluck(
         apex = min(period - 1, max(1, int(round(pick * period))))
         shape = np.interp(np.arange(period), [0, apex, period], [0.0, 1.0, 0.0])
         excitation = 2 * (shape - shape.mean()) + 0.05 * rng.uniform(-1, 1, period)
+    excitation = sign * excitation
     excitation = scipy.signal.lfilter([brightness], [1, brightness - 1], excitation)
     y = np.zeros(n + period + 1)
     off = period + 1  # y[off + k] is output sample k; the front stays silent
@@ -96,19 +99,36 @@ def _pick(rng: np.random.Generator, realistic: bool) -> float | None:
     return float(rng.uniform(0.1, 0.33)) if realistic else None
 
 
-def phrase_line(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
+def _stroke_signs(rng: np.random.Generator, count: int, strokes: bool) -> np.ndarray:
+    """Which way each of ``count`` picked notes displaces the string: all +1 (every pluck a
+    downstroke, as versions 1 and 2 play), or with ``strokes`` as a player picks: alternate
+    picking (down, up, down...) or, for a third of the phrases, downstrokes only, starting
+    either way."""
+    if not strokes:
+        return np.ones(count)
+    if rng.random() < 1 / 3:
+        return np.full(count, 1.0)
+    first = 1.0 if rng.random() < 0.5 else -1.0
+    return first * (-1.0) ** np.arange(count)
+
+
+def phrase_line(
+    rng: np.random.Generator, sr: int, pick: bool = False, strokes: bool = False
+) -> np.ndarray:
     """A single-note line: 4-10 notes of a minor pentatonic, legato (``pick``: plucks start
-    from a pick's triangle, see :func:`pluck`)."""
+    from a pick's triangle, see :func:`pluck`; ``strokes``: up- and downstrokes, see
+    :func:`_stroke_signs`)."""
     root = 40 + int(rng.integers(0, 8))
     notes = [
         root + 12 * int(rng.integers(0, 3)) + PENTATONIC[int(rng.integers(0, 5))]
         for _ in range(rng.integers(4, 11))
     ]
     lengths = rng.uniform(0.12, 0.6, len(notes))
+    signs = _stroke_signs(rng, len(notes), strokes)
     total = int((lengths.sum() + 1.5) * sr)
     out = np.zeros(total)
     t = 0
-    for note, length in zip(notes, lengths, strict=True):
+    for note, length, sign in zip(notes, lengths, signs, strict=True):
         amp = rng.uniform(0.6, 1.0)
         sig = pluck(
             midi_to_hz(note),
@@ -118,6 +138,7 @@ def phrase_line(rng: np.random.Generator, sr: int, pick: bool = False) -> np.nda
             rng.uniform(0.3, 0.9),
             sr,
             _pick(rng, pick),
+            sign,
         )
         sig = _release(sig, int(length * sr), sr)
         _add(out, t, amp * sig)
@@ -125,8 +146,11 @@ def phrase_line(rng: np.random.Generator, sr: int, pick: bool = False) -> np.nda
     return out
 
 
-def phrase_chords(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
-    """Strummed chords: 2-5 strums, each string offset by a few milliseconds."""
+def phrase_chords(
+    rng: np.random.Generator, sr: int, pick: bool = False, strokes: bool = False
+) -> np.ndarray:
+    """Strummed chords: 2-5 strums, each string offset by a few milliseconds (``strokes``:
+    an upstrum displaces the strings the other way from a downstrum)."""
     strums = int(rng.integers(2, 6))
     lengths = rng.choice([0.25, 0.5, 1.0, 1.5], strums)
     out = np.zeros(int((lengths.sum() + 2.5) * sr))
@@ -137,6 +161,7 @@ def phrase_chords(rng: np.random.Generator, sr: int, pick: bool = False) -> np.n
         down = rng.random() < 0.7
         gap = rng.uniform(0.006, 0.025)
         strings = [s for s in range(6) if shape[s] >= 0]
+        sign = -1.0 if strokes and not down else 1.0
         for order, s in enumerate(strings if down else strings[::-1]):
             note = OPEN_STRINGS[s] + shape[s] + capo
             sig = pluck(
@@ -147,6 +172,7 @@ def phrase_chords(rng: np.random.Generator, sr: int, pick: bool = False) -> np.n
                 rng.uniform(0.4, 0.95),
                 sr,
                 _pick(rng, pick),
+                sign,
             )
             sig = _release(sig, int(length * sr), sr, ms=60.0)
             _add(out, t + int(order * gap * sr), rng.uniform(0.5, 0.9) * sig)
@@ -154,12 +180,16 @@ def phrase_chords(rng: np.random.Generator, sr: int, pick: bool = False) -> np.n
     return out
 
 
-def phrase_chugs(rng: np.random.Generator, sr: int, pick: bool = False) -> np.ndarray:
-    """Palm-muted power-chord eighth notes: short decays, dark picks."""
+def phrase_chugs(
+    rng: np.random.Generator, sr: int, pick: bool = False, strokes: bool = False
+) -> np.ndarray:
+    """Palm-muted power-chord eighth notes: short decays, dark picks (``strokes``: as
+    :func:`phrase_line`)."""
     bpm = rng.uniform(90, 170)
     step = 60.0 / bpm / 2
     count = int(rng.integers(6, 17))
     root = 40 + int(rng.integers(0, 6))
+    signs = _stroke_signs(rng, count, strokes)
     out = np.zeros(int((count * step + 0.5) * sr))
     for i in range(count):
         amp = rng.uniform(0.5, 1.0) * (1.0 if i % 2 == 0 else 0.7)
@@ -172,6 +202,7 @@ def phrase_chugs(rng: np.random.Generator, sr: int, pick: bool = False) -> np.nd
                 rng.uniform(0.15, 0.4),
                 sr,
                 _pick(rng, pick),
+                signs[i],
             )
             _add(out, int((i * step + rng.uniform(0, 0.004)) * sr), amp * sig)
     return out
