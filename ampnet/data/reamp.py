@@ -22,7 +22,7 @@ import scipy.signal
 from ampnet.data.audio import DEFAULT_SAMPLE_RATE
 from ampnet.data.synth import phrase_chords, phrase_chugs, phrase_line
 
-REAMP_VERSION = 2  # what ampnet.capture writes by default
+REAMP_VERSION = 3  # what ampnet.capture writes by default
 VERSIONS = (1, 2, 3)
 BLIP_TIMES = (0.5, 1.0, 1.5, 2.0)
 BLIP_AMPLITUDE = 0.5

@@ -42,7 +42,7 @@ def test_a_reamp_capture_holds_up_on_a_real_performance_it_never_heard(tmp_path,
     result = run_module("ampnet.capture", "-o", str(reamp), "--minutes", "0.5")
     assert result.returncode == 0, result.stderr[-3000:]
     layout = json.loads(reamp.with_suffix(".json").read_text())
-    assert layout["ampnet_reamp_version"] == 2  # what a player gets with no flags
+    assert layout["ampnet_reamp_version"] == 3  # what a player gets with no flags
     capture = load_model_file(CAPTURE).model
     x, rate = read_audio(reamp)
     sf.write(tmp_path / "recorded.wav", render(capture, x), rate, "FLOAT")
