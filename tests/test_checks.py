@@ -80,14 +80,19 @@ def test_reamp_signal_is_deterministic_and_recognised(version):
     assert not is_reamp_signal(x, 48000)
 
 
+def training_guitar(x: np.ndarray, info: dict, rate: int) -> np.ndarray:
+    """The training guitar part of a reamp signal ``x`` with layout ``info``, as float64."""
+    part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
+    return x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
+
+
 def test_reamp_version_2_plays_guitar_at_a_di_level_without_clipping():
     """Version 1's guitar sat ~10 dB under a normal DI and clipped its loudest noise burst."""
     rate = 48000
     levels, bright = {}, {}
     for version in (1, 2):
         x, info = reamp_signal(rate, minutes=1.0, seed=0, version=version)
-        part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
-        guitar = x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
+        guitar = training_guitar(x, info, rate)
         windows = guitar[: len(guitar) // (rate // 2) * (rate // 2)].reshape(-1, rate // 2)
         levels[version] = np.median(10 * np.log10(np.mean(windows**2, axis=1) + 1e-20))
         spectrum = np.abs(np.fft.rfft(guitar)) ** 2
@@ -108,8 +113,7 @@ def test_reamp_version_3_picks_both_ways_in_version_2s_layout():
     skew, layout = {}, {}
     for version in (2, 3):
         x, info = reamp_signal(rate, minutes=1.0, seed=0, version=version)
-        part = next(p for p in info["layout"] if p["name"] == "guitar (training)")
-        guitar = x[int(part["start"] * rate) : int(part["end"] * rate)].astype(np.float64)
+        guitar = training_guitar(x, info, rate)
         skew[version] = np.mean(guitar**3) / np.mean(guitar**2) ** 1.5
         layout[version] = [(p["name"], p["start"], p["end"]) for p in info["layout"]]
         assert np.abs(x).max() < 0.99

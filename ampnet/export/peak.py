@@ -19,6 +19,7 @@ from torch import nn
 from ampnet.data.audio import read_audio
 from ampnet.data.demo import demo_folder
 from ampnet.errors import AmpnetError
+from ampnet.report.metrics import db
 from ampnet.stream import render
 
 DEFAULT_LIMIT_DB = 12.0
@@ -87,10 +88,10 @@ def output_peaks(model: nn.Module, data: dict | None, limit_db: float | None) ->
             "peak": peak,
             "at_seconds": round(at / rate, 3),
             "gear_peak": gear_peak,
-            "over_gear_db": float(20 * np.log10(max(peak, 1e-12) / max(gear_peak, 1e-12))),
+            "over_gear_db": db((peak / gear_peak) ** 2)
+            if np.isfinite(peak) and gear_peak > 0
+            else float("inf"),
         }
-        if not np.isfinite(peak):
-            entry["over_gear_db"] = float("inf")
         checked.append(entry)
     result = {"limit_db": limit_db, "checked": checked, "skipped": skipped}
     if limit_db is None:
