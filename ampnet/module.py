@@ -45,6 +45,33 @@ def quiet_lightning() -> None:
     )
 
 
+def length_scale(total_steps: int, points: Sequence[Sequence[float]] | None) -> float:
+    """The share of the optimiser's rate a run of ``total_steps`` peaks at.
+
+    ``points``: ``[steps, share]`` pairs in rising steps; between two of them the share is
+    interpolated linearly in log(steps), and it stays at the first (last) share for runs
+    shorter (longer) than the first (last) point. ``None`` or empty: 1.
+    """
+    if not points:
+        return 1.0
+    pairs = [(float(s), float(f)) for s, f in points]
+    if any(s < 1 or f <= 0 for s, f in pairs) or any(
+        b[0] <= a[0] for a, b in zip(pairs, pairs[1:], strict=False)
+    ):
+        raise ValueError(
+            "warmup_cosine: peak_by_length must be [steps, share] pairs with steps >= 1 "
+            f"rising and shares > 0, got {[list(p) for p in points]}"
+        )
+    steps = max(1.0, float(total_steps))
+    if steps <= pairs[0][0]:
+        return pairs[0][1]
+    for (s0, f0), (s1, f1) in zip(pairs, pairs[1:], strict=False):
+        if steps <= s1:
+            t = math.log(steps / s0) / math.log(s1 / s0)
+            return math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
+    return pairs[-1][1]
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer,
     total_steps: int,
@@ -52,6 +79,7 @@ def warmup_cosine(
     final_fraction: float = 0.01,
     cycles: Sequence[float] | None = None,
     restart_peak: float = 1.0,
+    peak_by_length: Sequence[Sequence[float]] | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_fraction`` of the steps, then a cosine down to ``final_fraction`` of the rate.
 
@@ -61,7 +89,12 @@ def warmup_cosine(
     warms up over ``warmup_fraction`` of its own steps and decays to ``final_fraction``;
     cycle ``k`` peaks at ``restart_peak ** k`` of the rate. Fractions are normalised to
     sum to one.
+
+    ``peak_by_length`` scales the whole schedule by the run's length (``length_scale``):
+    long runs peak lower than short ones. The share is kept on the scheduler as
+    ``peak_share``.
     """
+    share = length_scale(total_steps, peak_by_length)
     fractions = [1.0] if not cycles else [float(f) for f in cycles]
     if any(f <= 0 for f in fractions):
         raise ValueError(f"warmup_cosine: cycles must be positive fractions, got {list(fractions)}")
@@ -94,7 +127,9 @@ def warmup_cosine(
             final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
         )
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: share * factor(step))
+    scheduler.peak_share = share
+    return scheduler
 
 
 class AmpModule(L.LightningModule):
@@ -208,6 +243,14 @@ class AmpModule(L.LightningModule):
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
+        share = getattr(scheduler, "peak_share", 1.0)
+        if share != 1.0 and self.trainer.is_global_zero:
+            rate = optimizer.param_groups[0]["initial_lr"]
+            print(
+                f"learning rate: peak {rate * share:.3g} ({share:.3g} of optim.lr={rate:g} for a "
+                f"run of {kwargs.get('total_steps')} steps: optim.scheduler.peak_by_length; "
+                "null peaks every run at optim.lr)"
+            )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,62 @@ def test_warmup_cosine_restarts_anneal_at_the_end_of_each_cycle():
     assert rates[-1] == pytest.approx(0.005, abs=1e-3)
 
 
+def test_length_scale_interpolates_in_log_steps_and_holds_beyond_the_ends():
+    from ampnet.module import length_scale
+
+    points = [[2000, 1.0], [28800, 0.5]]
+    assert length_scale(240, points) == 1.0
+    assert length_scale(2000, points) == 1.0
+    assert length_scale(28800, points) == pytest.approx(0.5)
+    assert length_scale(100_000, points) == pytest.approx(0.5)
+    # halfway in log(steps) is halfway in log(share)
+    middle = math.sqrt(2000 * 28800)
+    assert length_scale(round(middle), points) == pytest.approx(math.sqrt(0.5), rel=1e-4)
+    assert length_scale(5000, None) == length_scale(5000, []) == 1.0
+
+
+def test_warmup_cosine_scales_the_whole_schedule_by_the_runs_length():
+    plain = _rates(200)
+    scaled = _rates(200, peak_by_length=[[50, 1.0], [400, 0.25]])
+    share = math.exp(math.log(0.25) * math.log(200 / 50) / math.log(400 / 50))
+    assert scaled == pytest.approx([share * r for r in plain])
+    assert _rates(200, peak_by_length=[[1000, 1.0], [2000, 0.5]]) == plain  # a short run: full rate
+
+
+def test_the_default_recipe_peaks_long_runs_lower():
+    """conf/optim/adam_cosine.yaml: short runs (the demo, the acceptance run) at optim.lr,
+    120 epochs of the 3-minute signal at half of it."""
+    from ampnet.module import length_scale
+
+    optim = OmegaConf.load(REPO / "conf" / "optim" / "adam_cosine.yaml")
+    points = OmegaConf.to_container(optim.scheduler.peak_by_length)
+    assert optim.lr * length_scale(240, points) == pytest.approx(0.008)
+    assert optim.lr * length_scale(12 * 105, points) == pytest.approx(0.008)  # make demo
+    assert optim.lr * length_scale(120 * 240, points) == pytest.approx(0.004)
+
+
+def test_training_says_and_uses_the_peak_its_length_gives(tmp_path, make_pair, capsys):
+    overrides = [
+        "model=wavenet_nano",
+        *pair_overrides(make_pair),
+        "trainer=debug",  # 2 epochs of one batch here
+        "data.segment_length=2304",
+        "data.batch_size=2",
+        "logger=none",
+        "callbacks.progress_bar=null",
+        "optim.lr=0.01",
+        "optim.scheduler.peak_by_length=[[1,1.0],[4,0.25]]",
+    ]
+    metrics = train(compose_train(overrides, tmp_path / "run"))
+    assert metrics["global_steps"] == 2
+    share = math.exp(math.log(0.25) * math.log(2) / math.log(4))  # 0.5
+    assert f"learning rate: peak {0.01 * share:.3g}" in capsys.readouterr().out
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["lr_schedulers"][0]["peak_share"] == pytest.approx(share)
+    # after the last step the schedule stands at its end: the share of final_fraction of lr
+    assert ckpt["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(0.01 * share * 0.01)
+
+
 def test_warmup_cosine_rejects_bad_cycles():
     from ampnet.module import warmup_cosine
 
@@ -243,3 +300,7 @@ def test_warmup_cosine_rejects_bad_cycles():
         warmup_cosine(optimizer, 100, cycles=[1, 0])
     with pytest.raises(ValueError, match="restart_peak"):
         warmup_cosine(optimizer, 100, cycles=[1, 2], restart_peak=1.5)
+    with pytest.raises(ValueError, match="peak_by_length"):
+        warmup_cosine(optimizer, 100, peak_by_length=[[2000, 1.0], [1000, 0.5]])
+    with pytest.raises(ValueError, match="peak_by_length"):
+        warmup_cosine(optimizer, 100, peak_by_length=[[2000, 0.0]])
