@@ -158,6 +158,7 @@ def test_experiment_demo_composes(tmp_path):
 def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_choice(tmp_path):
     cfg = compose_train(["experiment=recurrent"], tmp_path)
     assert cfg.model._target_ == "ampnet.models.GRU" and cfg.optim.optimizer.lr == 0.005
+    assert cfg.optim.scheduler.peak_by_length is None  # its fixed peak, at any length
     loss = instantiate(cfg.loss, signal_power=1.0)
     assert loss.warmup_steps == 500 and set(loss.warmup_weights) == {"mrstft"}
     assert set(loss.weights) == {"nmse"}
