@@ -14,6 +14,10 @@ class AmpnetError(Exception):
     """A problem with the user's input: the message names the file and the fix."""
 
 
+class SettingError(AmpnetError, ValueError):
+    """A setting that has no meaning: the message names the setting and the fix."""
+
+
 def exit_on_user_error(fn: F) -> F:
     """Run ``fn``; an :class:`AmpnetError` becomes one line on stderr and exit status 2."""
 

@@ -19,6 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from ampnet.atomic import atomic_output
+from ampnet.errors import SettingError
 from ampnet.losses import MultiResolutionSTFT, esr
 
 # Lines Lightning prints that a user cannot act on: product tips, and the estimate it
@@ -58,9 +59,10 @@ def length_scale(total_steps: int, points: Sequence[Sequence[float]] | None) -> 
     if any(s < 1 or f <= 0 for s, f in pairs) or any(
         b[0] <= a[0] for a, b in zip(pairs, pairs[1:], strict=False)
     ):
-        raise ValueError(
-            "warmup_cosine: peak_by_length must be [steps, share] pairs with steps >= 1 "
-            f"rising and shares > 0, got {[list(p) for p in points]}"
+        raise SettingError(
+            "optim.scheduler.peak_by_length must be [steps, share] pairs with steps >= 1 "
+            f"rising and shares > 0, got {[list(p) for p in points]}; for example "
+            "[[2000,1.0],[28800,0.5]], or null for one peak at any length"
         )
     steps = max(1.0, float(total_steps))
     if steps <= pairs[0][0]:
@@ -160,6 +162,11 @@ class AmpModule(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        if scheduler is not None:
+            # a meaningless schedule setting fails here, before the trainer starts
+            probe = optimizer([nn.Parameter(torch.zeros(1))])
+            takes_steps = "total_steps" in inspect.signature(scheduler).parameters
+            scheduler(probe, **({"total_steps": 1} if takes_steps else {}))
         self.scheduler_interval = scheduler_interval
         self.mrstft = MultiResolutionSTFT()
         self.save_hyperparameters({"model": model.config(), **dict(hparams or {})})

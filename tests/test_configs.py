@@ -294,6 +294,7 @@ def test_training_says_and_uses_the_peak_its_length_gives(tmp_path, make_pair, c
 
 
 def test_warmup_cosine_rejects_bad_cycles():
+    from ampnet.errors import SettingError
     from ampnet.module import warmup_cosine
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
@@ -301,7 +302,7 @@ def test_warmup_cosine_rejects_bad_cycles():
         warmup_cosine(optimizer, 100, cycles=[1, 0])
     with pytest.raises(ValueError, match="restart_peak"):
         warmup_cosine(optimizer, 100, cycles=[1, 2], restart_peak=1.5)
-    with pytest.raises(ValueError, match="peak_by_length"):
+    with pytest.raises(SettingError, match="peak_by_length"):
         warmup_cosine(optimizer, 100, peak_by_length=[[2000, 1.0], [1000, 0.5]])
-    with pytest.raises(ValueError, match="peak_by_length"):
+    with pytest.raises(SettingError, match="peak_by_length"):
         warmup_cosine(optimizer, 100, peak_by_length=[[2000, 0.0]])

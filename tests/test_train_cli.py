@@ -222,6 +222,20 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(case, tmp_path, make_pair
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
 
 
+def test_a_meaningless_schedule_setting_is_one_clear_line(tmp_path, make_pair):
+    inp, out = make_pair(seconds=3.0)
+    run_dir = tmp_path / "run"
+    result = run_module(
+        "ampnet.train", *FAST, *pair_args(inp, out), f"hydra.run.dir={run_dir}",
+        "optim.scheduler.peak_by_length=[[2000,1.0],[1000,0.5]]",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("ampnet: error: optim.scheduler.peak_by_length must be"), line
+    assert not (run_dir / "checkpoints").exists()
+
+
 def test_missing_user_recordings_say_where_and_point_at_the_demo(tmp_path):
     result = run_module(
         "ampnet.train", "data=ts9_pushed", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
