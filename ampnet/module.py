@@ -99,9 +99,14 @@ def warmup_cosine(
     share = length_scale(total_steps, peak_by_length)
     fractions = [1.0] if not cycles else [float(f) for f in cycles]
     if any(f <= 0 for f in fractions):
-        raise ValueError(f"warmup_cosine: cycles must be positive fractions, got {list(fractions)}")
+        raise SettingError(
+            f"optim.scheduler.cycles must be positive fractions, got {list(fractions)}; "
+            "for example [1, 2], or null for one cycle"
+        )
     if not 0 < restart_peak <= 1:
-        raise ValueError(f"warmup_cosine: restart_peak must be in (0, 1], got {restart_peak}")
+        raise SettingError(
+            f"optim.scheduler.restart_peak must be in (0, 1], got {restart_peak}; for example 0.5"
+        )
     scale = sum(fractions)
     bounds, start = [], 0
     for i, fraction in enumerate(fractions):
