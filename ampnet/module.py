@@ -167,11 +167,13 @@ class AmpModule(L.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.schedule_takes_steps = (
+            scheduler is not None and "total_steps" in inspect.signature(scheduler).parameters
+        )
         if scheduler is not None:
             # a meaningless schedule setting fails here, before the trainer starts
             probe = optimizer([nn.Parameter(torch.zeros(1))])
-            takes_steps = "total_steps" in inspect.signature(scheduler).parameters
-            scheduler(probe, **({"total_steps": 1} if takes_steps else {}))
+            scheduler(probe, **({"total_steps": 1} if self.schedule_takes_steps else {}))
         self.scheduler_interval = scheduler_interval
         self.mrstft = MultiResolutionSTFT()
         self.save_hyperparameters({"model": model.config(), **dict(hparams or {})})
@@ -252,7 +254,7 @@ class AmpModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+        if self.schedule_takes_steps:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         share = getattr(scheduler, "peak_share", 1.0)

@@ -89,8 +89,9 @@ def _phrases_v2(
     dense; a pickup's noise floor and a little hum run under it all.
 
     Version 3 (``strokes``) is version 2 picked both ways: in version 2 every string starts
-    displaced the same way (a downstroke), so the DI is lopsided (skewness +0.70 over the training guitar where a
-    real DI measures -0.16) and the gear's asymmetry is heard from one side only. Version 3
+    displaced the same way (a downstroke), so the DI is lopsided (skewness +0.70 over the
+    training guitar where a real DI measures -0.16) and the gear's asymmetry is heard from
+    one side only. Version 3
     alternates down- and upstrokes (:func:`~ampnet.data.synth.phrase_line`), strums up and
     down, and gives each phrase the polarity of a guitar wired either way."""
     n = int(seconds * sr)
