@@ -62,7 +62,7 @@ def length_scale(total_steps: int, points: Sequence[Sequence[float]] | None) -> 
         raise SettingError(
             "optim.scheduler.peak_by_length must be [steps, share] pairs with steps >= 1 "
             f"rising and shares > 0, got {[list(p) for p in points]}; for example "
-            "[[2000,1.0],[28800,0.5]], or null for one peak at any length"
+            "[[2000,1.0],[28800,0.375]] (the default), or null for one peak at any length"
         )
     steps = max(1.0, float(total_steps))
     if steps <= pairs[0][0]:
