@@ -8,15 +8,18 @@ validation and test regions and writes ``metrics.json`` in the run directory.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ampnet.atomic import atomic_output
@@ -83,7 +86,12 @@ def train(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"
     resume = resume_checkpoint(cfg.get("ckpt_path"), ckpt_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    except SystemExit as stop:  # how Lightning ends a fit stopped by SIGTERM or Ctrl+C
+        if not trainer.interrupted:
+            raise
+        _exit_interrupted(stop, run_dir, ckpt_dir / "last.ckpt")
     train_seconds = time.perf_counter() - started
     if trainer.interrupted:
         raise AmpnetError(
@@ -158,6 +166,23 @@ def _select_best(trainer, module: AmpModule, datamodule, ckpt_dir: Path) -> tupl
     # atomic (AtomicCheckpointIO); every rank calls it. Full state, like ModelCheckpoint's
     trainer.save_checkpoint(best, weights_only=False)
     return best, val
+
+
+def _exit_interrupted(stop: SystemExit, run_dir: Path, last: Path) -> NoReturn:
+    """One line saying what a stopped run left and how to go on, then the shell's status for
+    the signal (143 SIGTERM, 130 Ctrl+C), so a script or scheduler never takes it for a
+    finished run (Lightning itself exits 0 on SIGTERM). No metrics.json is written."""
+    sig = signal.SIGTERM if isinstance(stop, SIGTERMException) else signal.SIGINT
+    if last.is_file():
+        left = f"the last finished epoch is in {last}; resume with: python -m ampnet.train resume={run_dir}"
+    else:
+        left = "no epoch finished, so there is nothing to resume; start it again"
+    print(
+        f"ampnet: training stopped by {sig.name} before its last epoch; {left}",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(128 + int(sig))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

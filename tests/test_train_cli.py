@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -152,6 +154,42 @@ def test_resume_from_last_continues_the_epochs(tmp_path, make_pair):
     assert int(last["averaging_state"]["n_averaged"]) == 6
     live, averaged = last["current_model_state"], last["state_dict"]
     assert not all(torch.equal(live[k], averaged[k]) for k in averaged)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_a_stopped_training_fails_and_says_how_to_resume(tmp_path, make_pair, sig):
+    """A scheduler's SIGTERM or a Ctrl+C part-way: not a finished run (Lightning alone exits
+    0 on SIGTERM, with no word of what is left), one line naming last.ckpt and the resume
+    command, the shell's status for the signal, no metrics.json."""
+    inp, out = make_pair(seconds=3.0, sr=16000)
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline", WANDB_SILENT="true")
+    cmd = [sys.executable, "-m", "ampnet.train", *FAST, *pair_args(inp, out),
+           f"hydra.run.dir={run_dir}", "trainer.max_epochs=100000"]  # fmt: skip
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with open(tmp_path / "stderr.txt", "w") as err:
+        # as from a terminal: a shell's background job (CI, nohup) starts with SIGINT ignored
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while not last.is_file():  # an epoch has finished: the run is in its loop
+                assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no epoch finished in 300 s"
+                time.sleep(0.2)
+            proc.send_signal(sig)
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 128 + sig, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"ampnet: training stopped by {sig.name} before its last epoch; the last finished "
+        f"epoch is in {last}; resume with: python -m ampnet.train resume={run_dir}"
+    )
+    assert "Traceback" not in stderr
+    assert not (run_dir / "metrics.json").exists()
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= 0
 
 
 def test_multirun_sweep_gets_one_run_directory_each(tmp_path, make_pair):
