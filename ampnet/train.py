@@ -89,9 +89,10 @@ def train(cfg: DictConfig) -> dict:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except SystemExit as stop:  # how Lightning ends a fit stopped by SIGTERM or Ctrl+C
-        if not trainer.interrupted:
+        by = _stopped_by(stop)
+        if by is None or not trainer.interrupted:
             raise
-        _exit_interrupted(stop, run_dir, ckpt_dir / "last.ckpt")
+        _exit_interrupted(by, run_dir, ckpt_dir / "last.ckpt")
     train_seconds = time.perf_counter() - started
     if trainer.interrupted:
         raise AmpnetError(
@@ -168,11 +169,20 @@ def _select_best(trainer, module: AmpModule, datamodule, ckpt_dir: Path) -> tupl
     return best, val
 
 
-def _exit_interrupted(stop: SystemExit, run_dir: Path, last: Path) -> NoReturn:
+def _stopped_by(stop: SystemExit) -> signal.Signals | None:
+    """The signal behind Lightning's exit from a fit: its ``SIGTERMException``, or the
+    ``sys.exit(1)`` it raises while handling a ``KeyboardInterrupt``; None for any other."""
+    if isinstance(stop, SIGTERMException):
+        return signal.SIGTERM
+    if isinstance(stop.__context__, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
+
+
+def _exit_interrupted(sig: signal.Signals, run_dir: Path, last: Path) -> NoReturn:
     """One line saying what a stopped run left and how to go on, then the shell's status for
     the signal (143 SIGTERM, 130 Ctrl+C), so a script or scheduler never takes it for a
     finished run (Lightning itself exits 0 on SIGTERM). No metrics.json is written."""
-    sig = signal.SIGTERM if isinstance(stop, SIGTERMException) else signal.SIGINT
     if last.is_file():
         left = f"the last finished epoch is in {last}; resume with: python -m ampnet.train resume={run_dir}"
     else:
