@@ -57,9 +57,14 @@ def make_pair(tmp_path):
     return make
 
 
+def user_env() -> dict:
+    """The environment a test's ``python -m ampnet...`` runs in: quiet, W&B offline."""
+    return dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline", WANDB_SILENT="true")
+
+
 def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
     """Run ``python -m module args`` the way a user would; returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline", WANDB_SILENT="true")
+    env = user_env()
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or REPO,

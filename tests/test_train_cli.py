@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from ampnet.checkpoints import load_model
 from ampnet.stream import render
 
-from .conftest import FAST, REPO, run_module
+from .conftest import FAST, REPO, run_module, user_env
 
 pytestmark = pytest.mark.slow  # every test here starts python -m ampnet.train
 
@@ -163,13 +163,12 @@ def test_a_stopped_training_fails_and_says_how_to_resume(tmp_path, make_pair, si
     command, the shell's status for the signal, no metrics.json."""
     inp, out = make_pair(seconds=3.0, sr=16000)
     run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="offline", WANDB_SILENT="true")
     cmd = [sys.executable, "-m", "ampnet.train", *FAST, *pair_args(inp, out),
            f"hydra.run.dir={run_dir}", "trainer.max_epochs=100000"]  # fmt: skip
     last = run_dir / "checkpoints" / "last.ckpt"
     with open(tmp_path / "stderr.txt", "w") as err:
         # as from a terminal: a shell's background job (CI, nohup) starts with SIGINT ignored
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
+        proc = subprocess.Popen(cmd, cwd=REPO, env=user_env(), stdout=subprocess.DEVNULL, stderr=err,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         try:
             deadline = time.monotonic() + 300
