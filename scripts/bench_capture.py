@@ -444,7 +444,9 @@ def plot(capture: str, rows: list[dict], path: Path) -> None:
         style = "-" if r["tool"] == "ampnet" else "--"
         if len(curve):
             ax.plot(curve[:, 0] / 60, curve[:, 1], style, marker=".", label=r["label"])
-        ax.plot([r["time_s"] / 60], [r["di_esr"]], "k*", markersize=8)
+            ax.plot([r["time_s"] / 60], [r["di_esr"]], "k*", markersize=8)
+        else:  # --no-curves: the final model alone, in the row's own colour and name
+            ax.plot([r["time_s"] / 60], [r["di_esr"]], "*", markersize=10, label=r["label"])
     ax.set_yscale("log")
     ax.set_xlabel(
         "training time, minutes (snapshots; * = the final model at the end of the command)"

@@ -55,6 +55,17 @@ def test_merge_puts_two_runs_into_one_table_with_the_ratios(tmp_path):
     assert (tmp_path / "merged" / "esr_vs_time_ts9.png").is_file()
 
 
+def test_merge_of_runs_without_curves_names_each_final_model_in_the_plot(tmp_path):
+    # --no-curves runs: no snapshots, so each row is one point; the legend must name them
+    # (an unlabelled point made matplotlib warn "No artists with labels found").
+    a = _run(tmp_path / "a", b"same signal", [_row("ampnet", "ampnet defaults", 0.001, 100.0, [])])
+    b = _run(tmp_path / "b", b"same signal", [_row("nam_a1", "NAM A1", 0.002, 400.0, [])])
+    result = _merge(a, b, "--out", tmp_path / "merged")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "No artists with labels" not in result.stderr + result.stdout
+    assert (tmp_path / "merged" / "esr_vs_time_ts9.png").stat().st_size > 1000
+
+
 def test_merge_refuses_runs_on_different_signals(tmp_path):
     a = _run(tmp_path / "a", b"one signal", [_row("ampnet", "x", 0.001, 1.0, [])])
     b = _run(tmp_path / "b", b"another signal", [_row("nam_a1", "y", 0.002, 1.0, [])])
