@@ -74,7 +74,7 @@ import torch
 
 from ampnet.atomic import atomic_output
 from ampnet.formats import load_model_file
-from ampnet.report.metrics import compare_signals
+from ampnet.report.metrics import ESR_BAND_KEYS, compare_signals
 from ampnet.stream import render
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,6 +316,7 @@ def score(model, di: np.ndarray, target: np.ndarray, reamp: np.ndarray, recorded
     )
     return {"di_esr": m["esr"], "di_esr_pre": m["esr_pre_emphasis"], "di_mrstft": m["mrstft"],
             "di_esr_audible": m["esr_audible"], "val_esr": val_esr,
+            "di_esr_bands": {k: m[k] for k in ESR_BAND_KEYS},
             "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
 
 

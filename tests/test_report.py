@@ -11,7 +11,14 @@ import pytest
 import soundfile as sf
 
 from ampnet.report import write_report
-from ampnet.report.metrics import compare_signals, esr_audible, integrated_loudness, k_weighting
+from ampnet.report.metrics import (
+    ESR_BAND_KEYS,
+    compare_signals,
+    esr_audible,
+    esr_by_band,
+    integrated_loudness,
+    k_weighting,
+)
 
 from .conftest import run_module, synth_pair
 
@@ -55,6 +62,29 @@ def test_audible_esr_leaves_out_dc_and_drift_but_not_tones():
     assert esr_audible(y, y + tone + drift, RATE) == pytest.approx(
         esr_audible(y, y + tone, RATE), rel=0.05
     )
+
+
+def test_esr_by_band_puts_each_error_in_its_band_and_adds_up_to_the_esr():
+    _, y, _ = pair()
+    t = np.arange(len(y)) / RATE
+    drift = 0.02 * np.sin(2 * np.pi * 7 * t)  # below 20 Hz
+    fizz = 0.005 * np.sin(2 * np.pi * 8000 * t)  # 6-12 kHz
+    body = 0.003 * np.sin(2 * np.pi * 1000 * t)  # 500 Hz - 2 kHz
+    metrics = compare_signals(y, (y + drift + fizz + body).astype(np.float32), RATE)
+    bands = {k: metrics[k] for k in ESR_BAND_KEYS}
+    assert sum(bands.values()) == pytest.approx(metrics["esr"], rel=1e-4)
+    energy = float(np.sum(y.astype(np.float64) ** 2))
+    for key, error in [("esr_0_20hz", drift), ("esr_6k_12khz", fizz), ("esr_500_2khz", body)]:
+        assert bands[key] == pytest.approx(float(np.sum(error**2)) / energy, rel=0.02), key
+    assert max(bands[k] for k in ("esr_20_100hz", "esr_2k_6khz", "esr_12khz_up")) < 1e-4 * sum(
+        bands.values()
+    )
+    # an odd length (no Nyquist bin) and a silent target
+    odd = esr_by_band(y[:-1], y[:-1] + body[:-1], RATE)
+    assert sum(odd.values()) == pytest.approx(
+        compare_signals(y[:-1], y[:-1] + body[:-1].astype(np.float32), RATE)["esr"], rel=1e-4
+    )
+    assert all(np.isnan(v) for v in esr_by_band(np.zeros(100), np.ones(100), RATE).values())
 
 
 def test_metrics_see_lag_polarity_and_identity():

@@ -9,6 +9,8 @@ import io
 import numpy as np
 import soundfile as sf
 
+from ampnet.report.metrics import ESR_BAND_KEYS, ESR_BANDS
+
 MAX_AUDIO_SECONDS = 30.0  # per player: keeps a report a few MB
 
 LABELS = {
@@ -21,6 +23,15 @@ LABELS = {
         "ESR above 20 Hz",
         "ESR of both high-passed at 20 Hz: leaves out DC and drift no one hears",
     ),
+    **{
+        key: (
+            f"  of it, {lo:g}-{hi:g} Hz" if hi else f"  of it, {lo:g} Hz and up",
+            "this band's error over the whole target's energy (the bands add up to the ESR)"
+            if lo == 0
+            else "",
+        )
+        for key, lo, hi in zip(ESR_BAND_KEYS, ESR_BANDS, [*ESR_BANDS[1:], None], strict=True)
+    },
     "mrstft": ("MR-STFT distance", "multi-resolution spectral distance (lower is closer)"),
     "null_db": ("Null depth (dB)", "residual level relative to the target"),
     "residual_dbfs": ("Residual level (dBFS)", "RMS level of target - prediction"),

@@ -85,6 +85,45 @@ def esr_audible(
     return float(np.sum((y - y_hat) ** 2) / energy) if energy > 0 else float("nan")
 
 
+# Where an error sits: the bands ``esr_by_band`` splits the ESR into (Hz; the last runs to
+# Nyquist). Below 20 Hz is DC and drift no one hears; the guitar's fundamentals start at
+# 82 Hz; most of a drive's tone is 100 Hz - 6 kHz; above 6 kHz is fizz and aliasing.
+ESR_BANDS = (0.0, 20.0, 100.0, 500.0, 2000.0, 6000.0, 12000.0)
+
+
+def band_key(lo: float, hi: float | None) -> str:
+    def hz(f: float) -> str:
+        return f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"
+
+    return f"esr_{hz(lo)}_{hz(hi)}hz" if hi is not None else f"esr_{hz(lo)}hz_up"
+
+
+ESR_BAND_KEYS = tuple(
+    band_key(lo, hi) for lo, hi in zip(ESR_BANDS, [*ESR_BANDS[1:], None], strict=True)
+)
+
+
+def esr_by_band(target: np.ndarray, prediction: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """The plain ESR split by frequency (``ESR_BANDS``): each band's error energy over the
+    target's whole energy, so the bands add up to the ESR. Says whether a capture's error is
+    DC drift, the low strings, the body of the tone or the fizz above 6 kHz."""
+    error = np.fft.rfft(np.asarray(target, np.float64) - np.asarray(prediction, np.float64))
+    energy = float(np.sum(np.asarray(target, np.float64) ** 2))
+    freqs = np.fft.rfftfreq(len(target), 1.0 / sample_rate)
+    # Parseval for a real signal's one-sided spectrum: DC and (even lengths) Nyquist once,
+    # every other bin twice.
+    weight = np.full(len(freqs), 2.0)
+    weight[0] = 1.0
+    if len(target) % 2 == 0:
+        weight[-1] = 1.0
+    power = weight * np.abs(error) ** 2 / max(len(target), 1)
+    out = {}
+    for key, lo, hi in zip(ESR_BAND_KEYS, ESR_BANDS, [*ESR_BANDS[1:], np.inf], strict=True):
+        band_error = float(np.sum(power[(freqs >= lo) & (freqs < hi)]))
+        out[key] = band_error / energy if energy > 0 else float("nan")
+    return out
+
+
 def compare_signals(target: np.ndarray, prediction: np.ndarray, sample_rate: int) -> dict:
     """Every metric of ``ampnet.compare`` for two equal-length mono signals, as one flat dict."""
     y = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))[None, None]
@@ -100,6 +139,7 @@ def compare_signals(target: np.ndarray, prediction: np.ndarray, sample_rate: int
     lufs_prediction = integrated_loudness(prediction, sample_rate)
     return {
         "esr": plain,
+        **esr_by_band(target, prediction, sample_rate),
         "esr_pre_emphasis": emphasised,
         "esr_audible": esr_audible(target, prediction, sample_rate),
         "mrstft": mrstft,
