@@ -30,7 +30,7 @@ LABELS = {
             if lo == 0
             else "",
         )
-        for key, lo, hi in zip(ESR_BAND_KEYS, ESR_BANDS, [*ESR_BANDS[1:], None], strict=True)
+        for key, (lo, hi) in zip(ESR_BAND_KEYS, ESR_BANDS, strict=True)
     },
     "mrstft": ("MR-STFT distance", "multi-resolution spectral distance (lower is closer)"),
     "null_db": ("Null depth (dB)", "residual level relative to the target"),

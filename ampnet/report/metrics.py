@@ -85,10 +85,14 @@ def esr_audible(
     return float(np.sum((y - y_hat) ** 2) / energy) if energy > 0 else float("nan")
 
 
-# Where an error sits: the bands ``esr_by_band`` splits the ESR into (Hz; the last runs to
-# Nyquist). Below 20 Hz is DC and drift no one hears; the guitar's fundamentals start at
-# 82 Hz; most of a drive's tone is 100 Hz - 6 kHz; above 6 kHz is fizz and aliasing.
-ESR_BANDS = (0.0, 20.0, 100.0, 500.0, 2000.0, 6000.0, 12000.0)
+# Where an error sits: the bands ``esr_by_band`` splits the ESR into, (low, high) in Hz; the
+# last (high None) runs to Nyquist. Below 20 Hz is DC and drift no one hears; the guitar's
+# fundamentals start at 82 Hz; most of a drive's tone is 100 Hz - 6 kHz; above 6 kHz is
+# fizz and aliasing.
+_EDGES = (0.0, 20.0, 100.0, 500.0, 2000.0, 6000.0, 12000.0)
+ESR_BANDS: tuple[tuple[float, float | None], ...] = tuple(
+    zip(_EDGES, [*_EDGES[1:], None], strict=True)
+)
 
 
 def band_key(lo: float, hi: float | None) -> str:
@@ -98,9 +102,7 @@ def band_key(lo: float, hi: float | None) -> str:
     return f"esr_{hz(lo)}_{hz(hi)}hz" if hi is not None else f"esr_{hz(lo)}hz_up"
 
 
-ESR_BAND_KEYS = tuple(
-    band_key(lo, hi) for lo, hi in zip(ESR_BANDS, [*ESR_BANDS[1:], None], strict=True)
-)
+ESR_BAND_KEYS = tuple(band_key(lo, hi) for lo, hi in ESR_BANDS)
 
 
 def esr_by_band(target: np.ndarray, prediction: np.ndarray, sample_rate: int) -> dict[str, float]:
@@ -118,8 +120,9 @@ def esr_by_band(target: np.ndarray, prediction: np.ndarray, sample_rate: int) ->
         weight[-1] = 1.0
     power = weight * np.abs(error) ** 2 / max(len(target), 1)
     out = {}
-    for key, lo, hi in zip(ESR_BAND_KEYS, ESR_BANDS, [*ESR_BANDS[1:], np.inf], strict=True):
-        band_error = float(np.sum(power[(freqs >= lo) & (freqs < hi)]))
+    for key, (lo, hi) in zip(ESR_BAND_KEYS, ESR_BANDS, strict=True):
+        in_band = (freqs >= lo) & (freqs < (np.inf if hi is None else hi))
+        band_error = float(np.sum(power[in_band]))
         out[key] = band_error / energy if energy > 0 else float("nan")
     return out
 
