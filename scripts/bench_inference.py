@@ -65,6 +65,7 @@ ENGINE_ROWS = {
     "A2-Full": "wavenet",
     "A2-Full SiLU": "wavenet_silu",  # the engine's general path: its A2 fast path is LeakyReLU's
     "A2 gated 6ch": "wavenet_gated",  # the general path too (its gated layers)
+    "A2-Full Tanh": "wavenet_tanh",  # the general path too
     "A2-Lite": "a2_lite",
     "LSTM 1x24": "lstm_nam",
 }

@@ -103,6 +103,7 @@ def test_valid_output_length_and_pad_start():
         ("a2_lite", 1870, 6347),
         ("wavenet_silu", 12145, 6347),
         ("wavenet_gated", 12853, 6347),
+        ("wavenet_tanh", 12145, 6347),
         ("wavenet_a1", 13801, 4093),
         ("wavenet_lite", 6553, 4093),
         ("wavenet_feather", 3025, 4093),

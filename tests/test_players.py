@@ -221,7 +221,7 @@ def test_gru_exports_play_as_aidax_plays_them_equal_to_ampnet(skip, tmp_path_fac
 # --- .nam files of every kind, played by NAM's engine ------------------------------------
 
 NAM_PRESETS = ["wavenet", "wavenet_lite", "wavenet_feather", "wavenet_nano", "pedalnet"]
-NAM_PRESETS += ["lstm_nam", "a2", "a2_lite", "wavenet_silu", "wavenet_gated"]
+NAM_PRESETS += ["lstm_nam", "a2", "a2_lite", "wavenet_silu", "wavenet_gated", "wavenet_tanh"]
 NAM_PRESETS += ["gcn", "tcn"]  # GCN, TCN: as WaveNets
 
 
