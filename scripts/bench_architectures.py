@@ -67,7 +67,7 @@ from ampnet.stream import Streamer, render  # noqa: E402
 # family -> (small: live use, large); the extra TFiLM TCN is its own row
 MODELS = {
     "WaveNet (NAM A1)": ["wavenet_nano", "wavenet_a1"],
-    "WaveNet (NAM A2: the default)": ["a2_lite", "wavenet", "wavenet_silu"],
+    "WaveNet (NAM A2 layout)": ["a2_lite", "a2", "wavenet", "wavenet_silu"],
     "LSTM": ["lstm", "lstm_large"],
     "GRU": ["gru", "gru_large"],
     "GCN": ["gcn", "gcn_long"],

@@ -15,7 +15,8 @@ for comparison. Random weights: speed does not depend on them.
 
 Against NAM's engine (``../shared/nam-core``, the plugin's DSP core, built with
 ``build.sh native`` for the instruction set ampnet's kernel uses): A1 standard, A2-Full
-(LeakyReLU, and with SiLU), A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
+(LeakyReLU, and with SiLU, gated, tanh), ampnet's default (A2 with tanh at 10 channels),
+A2-Lite and a 1x24 LSTM, the same weights in both (through a ``.nam``), one thread, blocks
 of 32, 64 and 256, the real-time factor of ``Streamer.process`` (what a Python host pays),
 of the bound kernel called from a Python loop, and of the kernel in a C loop timed in C
 (what a plugin pays, and what the engine's own ``bench`` times around its ``process()``),
@@ -50,22 +51,25 @@ ENGINE = (
     Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data")).parent / "nam-core"
 )
 RATE = 48000
-# model=wavenet is the A2-Full layout (model=a2 is its alias); wavenet_a1 is NAM's A1 standard.
+# model=a2 is NAM's A2-Full layout, model=wavenet (the default) the same with tanh at 10
+# channels; wavenet_a1 is NAM's A1 standard.
 PRESETS = [
     "wavenet_a1",
     "wavenet_lite",
     "wavenet_feather",
     "wavenet_nano",
     "lstm",
+    "a2",
     "wavenet",
     "a2_lite",
 ]
 ENGINE_ROWS = {
     "A1 standard": "wavenet_a1",
-    "A2-Full": "wavenet",
+    "A2-Full": "a2",
     "A2-Full SiLU": "wavenet_silu",  # the engine's general path: its A2 fast path is LeakyReLU's
     "A2 gated 6ch": "wavenet_gated",  # the general path too (its gated layers)
     "A2-Full Tanh": "wavenet_tanh",  # the general path too
+    "A2 Tanh 10ch": "wavenet",  # ampnet's default; the general path too
     "A2-Lite": "a2_lite",
     "LSTM 1x24": "lstm_nam",
 }
@@ -73,17 +77,17 @@ _FILM = {"active": True, "shift": True, "groups": 1}
 # --features: A2-Full with NAM 0.6/0.7 layer features the engine also plays (its general
 # path; its A2 fast path is for the plain layout), blocks of 64
 FEATURE_ROWS = {
-    "A2 blended": ("wavenet", {"gating_mode": "blended", "secondary_activation": "Sigmoid"}),
-    "A2 2 FiLMs": ("wavenet", {"conv_post_film": _FILM, "activation_post_film": _FILM}),
-    "A2 head1x1": ("wavenet", {"head1x1": {"active": True, "out_channels": 8, "groups": 1}}),
-    "A2 grouped": ("wavenet", {"groups_input": 2, "layer1x1": {"active": True, "groups": 2}}),
+    "A2 blended": ("a2", {"gating_mode": "blended", "secondary_activation": "Sigmoid"}),
+    "A2 2 FiLMs": ("a2", {"conv_post_film": _FILM, "activation_post_film": _FILM}),
+    "A2 head1x1": ("a2", {"head1x1": {"active": True, "out_channels": 8, "groups": 1}}),
+    "A2 grouped": ("a2", {"groups_input": 2, "layer1x1": {"active": True, "groups": 2}}),
 }
 
 
 # --families: each family's presets streamed natively and on PyTorch (64-sample blocks, one
 # thread); a preset with "+knobs" takes two knobs, held
 FAMILY_ROWS = [
-    "wavenet", "a2_lite", "lstm", "gru", "gcn", "gcn_long", "tcn", "tcn_long", "tcn_tfilm",
+    "wavenet", "a2", "a2_lite", "lstm", "gru", "gcn", "gcn_long", "tcn", "tcn_long", "tcn_tfilm",
     "s4d", "s4d_large", "graybox", "graybox_rational", "graybox_cab", "graybox+knobs",
 ]  # fmt: skip
 KNOBS = {"drive": 0.3, "tone": 0.6}

@@ -98,7 +98,7 @@ def test_valid_output_length_and_pad_start():
 @pytest.mark.parametrize(
     "name, params, receptive_field",
     [
-        ("wavenet", 12145, 6347),
+        ("wavenet", 18761, 6347),
         ("a2", 12145, 6347),
         ("a2_lite", 1870, 6347),
         ("wavenet_silu", 12145, 6347),

@@ -288,7 +288,7 @@ def test_show_prints_the_model_and_exits(tmp_path):
         "ampnet.train", "model=wavenet", "show=true", f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert result.returncode == 0
-    assert "parameters: 12145  receptive field: 6347 samples" in result.stdout
+    assert "parameters: 18761  receptive field: 6347 samples" in result.stdout
 
 
 def test_training_prints_no_third_party_noise(tmp_path, make_pair):
