@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .activations import activation_name, activation_spec, make_activation
+from .conv import Conv1d
 
 GATING = ("none", "gated", "blended")
 FILMS = (
@@ -124,7 +125,7 @@ class WaveNetLayer(nn.Module):
         mid = 2 * bottleneck if gating != "none" else bottleneck
         self.channels, self.bottleneck, self.gating = channels, bottleneck, gating
         self.kernel_size, self.dilation = kernel_size, dilation
-        self.conv = nn.Conv1d(channels, mid, kernel_size, dilation=dilation, groups=groups_input)
+        self.conv = Conv1d(channels, mid, kernel_size, dilation=dilation, groups=groups_input)
         self.input_mixer = nn.Conv1d(condition_size, mid, 1, bias=False, groups=groups_input_mixin)
         self.activation = make_activation(activation)
         self.secondary = make_activation(secondary or "Sigmoid") if gating != "none" else None
@@ -288,7 +289,7 @@ class LayerArray(nn.Module):
             )
         )
         self.head_in = self.layers[0].head_channels
-        self.head_rechannel = nn.Conv1d(
+        self.head_rechannel = Conv1d(
             self.head_in,
             self.head["out_channels"],
             self.head["kernel_size"],
@@ -444,7 +445,7 @@ class PostHead(nn.Module):
         }
         self.activation = make_activation(activation)
         self.convs = nn.ModuleList(
-            nn.Conv1d(sizes[i], sizes[i + 1], int(k)) for i, k in enumerate(kernel_sizes)
+            Conv1d(sizes[i], sizes[i + 1], int(k)) for i, k in enumerate(kernel_sizes)
         )
 
     @property

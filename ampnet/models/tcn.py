@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation_spec, make_activation
+from .conv import conv1d
 from .knobs import check_names, pad_silence, silence
 from .layer_array import per_layer, plain
 from .recurrent import SETTLE, SETTLE_BLOCK, SETTLED
@@ -192,7 +193,7 @@ class Block(nn.Module):
         out, k, d = self.weight.shape[0], self.kernel_size, self.dilation
         if history is None:
             weight = self.weight.view(out, self.in_channels, k)
-            return F.conv1d(x, weight, self.bias.view(out), dilation=d), None
+            return conv1d(x, weight, self.bias.view(out), d), None
         x = torch.cat([history, x], -1)
         b, c, t = x.shape
         n = t - self.history
