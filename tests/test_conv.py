@@ -101,3 +101,21 @@ def test_a_wavenet_trains_with_the_gradients_of_pytorchs_convolution(monkeypatch
     assert len(ours) == len(theirs) > 40
     for a, e in zip(ours, theirs, strict=True):
         assert torch.allclose(a, e, rtol=1e-4, atol=1e-5 * float(e.abs().max()) + 1e-12)
+
+
+def test_two_threads_cut_the_weight_gradient_into_chunks_with_the_same_result():
+    torch.manual_seed(2)
+    threads = torch.get_num_threads()
+    x = torch.randn(2, 6, 9001 + 5 * 7, requires_grad=True)  # a length the chunks leave a rest of
+    w = torch.randn(4, 6, 6, requires_grad=True)
+    g = torch.randn(2, 4, 9001)
+    try:
+        torch.set_num_threads(2)
+        ours = torch.autograd.grad(conv1d(x, w, None, 7), (x, w), g)
+        torch.set_num_threads(3)  # past MAX_THREADS: PyTorch's own backward
+        assert "Convolution" in conv1d(x, w, None, 7).grad_fn.name()
+    finally:
+        torch.set_num_threads(threads)
+    theirs = torch.autograd.grad(F.conv1d(x, w, None, dilation=7), (x, w), g)
+    for a, e in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, e, rtol=1e-5, atol=1e-5 * float(e.abs().max()))

@@ -9,10 +9,11 @@ gradients are sums over the kernel's taps of one matrix product each,
     dX[b, :, j*d : j*d + n] += W[:, :, j].T @ dY[b]            (in, n)
 
 and written that way (products on strided views, accumulated in place) they take about
-the forward's time: a dilated layer's forward and backward run 2.2-2.5x faster and the
-default WaveNet's training step 1.6x (README, "Speed levers"). The forward is
-``F.conv1d``'s, and so is everything on other devices, in other dtypes, under autocast,
-with groups, strides or padding, and for 1x1 convolutions (already fast). Plain PyTorch.
+the forward's time: a dilated layer's forward and backward run 2.2-2.5x faster, the
+default WaveNet's training step 1.3-1.6x on one thread and 1.1x on two (README, "The
+training step"). The forward is ``F.conv1d``'s, and so is everything on other devices,
+in other dtypes, under autocast, with groups, strides or padding, for 1x1 convolutions
+(already fast) and on more than ``MAX_THREADS`` threads. Plain PyTorch.
 """
 
 import torch
@@ -22,6 +23,8 @@ from torch.autograd.function import once_differentiable
 
 MAX_TAPS = 32  # a loop over taps: long FIR filters (a cabinet's) stay with F.conv1d
 TAP_WISE = True  # False: PyTorch's own backward everywhere (benchmarks and tests compare)
+MAX_THREADS = 2  # measured with 1 and 2 threads (README, "The training step"); with more,
+# PyTorch's backward (it spreads over threads better, and more were not measured)
 
 
 class _TapConv1d(torch.autograd.Function):
@@ -43,11 +46,7 @@ class _TapConv1d(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x = grad_w = grad_b = None
         if need_w:
-            grad_w = weight.new_zeros(k, weight.shape[0], weight.shape[1])
-            for b in range(grad.shape[0]):
-                for j in range(k):  # (out, n) @ (n, in): the tap's input is a strided view
-                    grad_w[j].addmm_(grad[b], x[b, :, j * d : j * d + n].t())
-            grad_w = grad_w.permute(1, 2, 0)
+            grad_w = _weight_grad(x, grad, k, d, torch.get_num_threads())
         if need_b and ctx.has_bias:
             grad_b = grad.sum((0, 2))
         if need_x:
@@ -61,16 +60,41 @@ class _TapConv1d(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, d: int, threads: int):
+    """dW (out, in, k) of a valid convolution: per batch item and tap, (out, n) @ (n, in).
+    One product of the whole length does not spread over threads (its output is tiny), so
+    with several threads the length is cut into ``4 x threads`` chunks, one batched product."""
+    out, n = grad.shape[1], grad.shape[-1]
+    grad_w = grad.new_zeros(k, out, x.shape[1])
+    chunks = 4 * threads if threads > 1 and n >= 4096 * threads else 1
+    m = n // chunks
+    for b in range(grad.shape[0]):
+        g = grad[b, :, : chunks * m].unflatten(-1, (chunks, m)).transpose(0, 1)  # (chunks, out, m)
+        for j in range(k):  # the tap's input, a strided view
+            taps = x[b, :, j * d : j * d + n]
+            if chunks == 1:
+                grad_w[j].addmm_(grad[b], taps.t())
+                continue
+            grad_w[j] += torch.bmm(
+                g, taps[:, : chunks * m].unflatten(-1, (chunks, m)).permute(1, 2, 0)
+            ).sum(0)
+            if chunks * m < n:
+                grad_w[j].addmm_(grad[b, :, chunks * m :], taps[:, chunks * m :].t())
+    return grad_w.permute(1, 2, 0)
+
+
 def conv1d(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, dilation: int = 1
 ) -> torch.Tensor:
     """``F.conv1d(x, weight, bias, dilation=dilation)``, valid, stride 1, one group:
     x (batch, in, time) -> (batch, out, time - (k-1)*dilation), with the tap-wise backward
-    for float32 CPU tensors in training, wherever the kernel has 2 to ``MAX_TAPS`` taps."""
+    for float32 CPU tensors in training, wherever the kernel has 2 to ``MAX_TAPS`` taps and
+    PyTorch runs on at most ``MAX_THREADS`` threads."""
     tensors = (x, weight) if bias is None else (x, weight, bias)
     if (
         TAP_WISE
         and 1 < weight.shape[-1] <= MAX_TAPS
+        and torch.get_num_threads() <= MAX_THREADS
         and torch.is_grad_enabled()
         and any(t.requires_grad for t in tensors)
         and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
