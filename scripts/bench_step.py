@@ -9,8 +9,9 @@ Adam update. Each row times, in the same process and interleaved, ampnet's model
 tap-wise CPU backward of the dilated convolutions (``ampnet.models.conv``, the default),
 the same model with PyTorch's own convolution backward, and (WaveNets) NAM 0.13's model
 built from the same weights (``nam.models._from_nam.init_from_nam`` on the model's
-``.nam`` config), on the same batch; ``--batch 16 --samples 8192`` is NAM's batch. Prints the medians and the ratios NAM / ampnet and PyTorch's / ampnet's.
-The whole training command (data, validation, checkpoints) is ``bench_training.py``'s and
+``.nam`` config), on the same batch; ``--batch 16 --samples 8192`` is NAM's batch.
+Prints the medians and the ratios NAM / ampnet and PyTorch's / ampnet's. The whole
+training command (data, validation, checkpoints) is ``bench_training.py``'s and
 ``bench_capture.py``'s business; this is the loop's core, where the two tools differ.
 """
 

@@ -14,6 +14,16 @@ from ampnet.models.conv import Conv1d, conv1d
 from .test_configs import compose_train
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tap-wise path runs on at most ``MAX_THREADS`` threads: pin one, whatever the
+    machine (a single-process run of the suite uses every core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _grads(fn, x, w, b, g):
     y = fn(x, w, b)
     return [y, *torch.autograd.grad(y, [t for t in (x, w, b) if t is not None], g)]
@@ -105,17 +115,13 @@ def test_a_wavenet_trains_with_the_gradients_of_pytorchs_convolution(monkeypatch
 
 def test_two_threads_cut_the_weight_gradient_into_chunks_with_the_same_result():
     torch.manual_seed(2)
-    threads = torch.get_num_threads()
     x = torch.randn(2, 6, 9001 + 5 * 7, requires_grad=True)  # a length the chunks leave a rest of
     w = torch.randn(4, 6, 6, requires_grad=True)
     g = torch.randn(2, 4, 9001)
-    try:
-        torch.set_num_threads(2)
-        ours = torch.autograd.grad(conv1d(x, w, None, 7), (x, w), g)
-        torch.set_num_threads(3)  # past MAX_THREADS: PyTorch's own backward
-        assert "Convolution" in conv1d(x, w, None, 7).grad_fn.name()
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(2)  # the fixture puts back the thread count
+    ours = torch.autograd.grad(conv1d(x, w, None, 7), (x, w), g)
+    torch.set_num_threads(3)  # past MAX_THREADS: PyTorch's own backward
+    assert "Convolution" in conv1d(x, w, None, 7).grad_fn.name()
     theirs = torch.autograd.grad(F.conv1d(x, w, None, dilation=7), (x, w), g)
     for a, e in zip(ours, theirs, strict=True):
         assert torch.allclose(a, e, rtol=1e-5, atol=1e-5 * float(e.abs().max()))
