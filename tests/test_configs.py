@@ -153,11 +153,10 @@ def test_demo_data_config_renders_and_splits(tmp_path):
 def test_experiment_demo_composes(tmp_path):
     cfg = compose_train(["experiment=demo"], tmp_path)
     assert cfg.model._target_ == "ampnet.models.WaveNet" and cfg.data.name == "demo"
-    # the demo trains A2-Full (LeakyReLU, 8 channels), not the slower tanh default
+    # the demo trains the default model (tanh at 10 channels), 12 epochs
     layers = cfg.model.layers[0]
-    assert layers.activation == "LeakyReLU" and layers.channels == 8
-    default = compose_train([], tmp_path).model.layers[0]
-    assert default.activation == "Tanh" and default.channels == 10
+    assert layers.activation == "Tanh" and layers.channels == 10
+    assert cfg.model == compose_train([], tmp_path).model and cfg.trainer.max_epochs == 12
 
 
 def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_choice(tmp_path):
