@@ -68,18 +68,17 @@ def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, d: int, threads: i
     grad_w = grad.new_zeros(k, out, x.shape[1])
     chunks = 4 * threads if threads > 1 and n >= 4096 * threads else 1
     m = n // chunks
+    split = chunks * m if chunks > 1 else 0  # samples the chunks cover; the rest: one product
     for b in range(grad.shape[0]):
-        g = grad[b, :, : chunks * m].unflatten(-1, (chunks, m)).transpose(0, 1)  # (chunks, out, m)
+        g = grad[b, :, :split].unflatten(-1, (chunks, m)).transpose(0, 1) if split else None
         for j in range(k):  # the tap's input, a strided view
             taps = x[b, :, j * d : j * d + n]
-            if chunks == 1:
-                grad_w[j].addmm_(grad[b], taps.t())
-                continue
-            grad_w[j] += torch.bmm(
-                g, taps[:, : chunks * m].unflatten(-1, (chunks, m)).permute(1, 2, 0)
-            ).sum(0)
-            if chunks * m < n:
-                grad_w[j].addmm_(grad[b, :, chunks * m :], taps[:, chunks * m :].t())
+            if split:  # (chunks, out, m) @ (chunks, m, in), summed over the chunks
+                grad_w[j] += torch.bmm(
+                    g, taps[:, :split].unflatten(-1, (chunks, m)).permute(1, 2, 0)
+                ).sum(0)
+            if split < n:
+                grad_w[j].addmm_(grad[b, :, split:], taps[:, split:].t())
     return grad_w.permute(1, 2, 0)
 
 
