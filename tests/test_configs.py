@@ -241,6 +241,23 @@ def test_warmup_cosine_restarts_anneal_at_the_end_of_each_cycle():
     assert rates[-1] == pytest.approx(0.005, abs=1e-3)
 
 
+def test_warmup_cosine_power_spends_longer_low_with_the_same_ends():
+    plain = _rates(400)
+    steep = _rates(400, power=2.0)
+    assert _rates(400, power=1.0) == plain
+    assert steep[:20] == plain[:20]  # the same warm-up and peak
+    assert steep[-1] == pytest.approx(plain[-1], abs=1e-4)  # and the same floor
+    # every step after the peak is lower, and by the middle of the decay it is the square
+    assert all(s < p for s, p in zip(steep[21:-1], plain[21:-1], strict=True))
+    middle = (0.5 - 0.01) / 0.99  # the plain cosine's half-wave at half its decay
+    assert steep[210] == pytest.approx(0.01 + 0.99 * middle**2, abs=0.01)
+    # 1.5 over 140 epochs follows the plain cosine over 120 to epoch 80 (adam_cosine.yaml)
+    long = _rates(1400, power=1.5)
+    short = _rates(1200)
+    assert max(abs(a - b) for a, b in zip(short[70:800], long[70:800], strict=True)) < 0.01
+    assert long[1100] > 1.5 * short[1100]  # then a longer tail
+
+
 def test_length_scale_interpolates_in_log_steps_and_holds_beyond_the_ends():
     from ampnet.module import length_scale
 
@@ -310,3 +327,5 @@ def test_warmup_cosine_rejects_bad_cycles():
         warmup_cosine(optimizer, 100, peak_by_length=[[2000, 1.0], [1000, 0.5]])
     with pytest.raises(SettingError, match="peak_by_length"):
         warmup_cosine(optimizer, 100, peak_by_length=[[2000, 0.0]])
+    with pytest.raises(SettingError, match="power"):
+        warmup_cosine(optimizer, 100, power=0.0)
