@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -39,6 +42,60 @@ def figure_pixels(figure) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+class DeferredInterrupt(L.Callback):
+    """Ctrl+C during a one-process fit stops it at the next batch boundary.
+
+    Python raises ``KeyboardInterrupt`` at whatever bytecode runs when SIGINT lands. Inside
+    a finaliser (a ``__del__``, a weakref callback) it is printed and dropped and training
+    goes on; between a lock's acquire and its ``with`` block it can leave the lock held for
+    the loggers' shutdown to wait on. While ``installed`` the signal only sets a flag, and
+    the next batch hook raises ``KeyboardInterrupt`` from a clean state, which Lightning
+    shuts down from as from any Ctrl+C. A second Ctrl+C raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def handle(self, signum: int, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    @contextmanager
+    def installed(self, enabled: bool = True) -> Iterator[None]:
+        """The handler in place of Python's own for the block; left out when ``enabled`` is
+        false (several processes: DDP keeps Python's) or SIGINT is not Python's default
+        (ignored in a background job, or someone else's handler)."""
+        if not enabled or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+        signal.signal(signal.SIGINT, self.handle)
+        try:
+            yield
+        finally:
+            if signal.getsignal(signal.SIGINT) == self.handle:  # Lightning may have set SIG_IGN
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def check(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.check()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.check()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # fmt: skip
+        self.check()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.check()
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self.check()
 
 
 class AudioExamples(L.Callback):

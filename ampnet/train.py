@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ampnet.atomic import atomic_output
+from ampnet.callbacks import DeferredInterrupt
 from ampnet.checkpoints import load_model
 from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.module import AmpModule, AtomicCheckpointIO, quiet_lightning
@@ -75,9 +76,11 @@ def train(cfg: DictConfig) -> dict:
         step_budget=cfg.get("step_budget"),
     )
     prepare_ddp_relaunch(cfg)
+    interrupt = DeferredInterrupt()
     trainer = instantiate(
         cfg.trainer,
-        callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c],
+        callbacks=[instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+        + [interrupt],
         logger=[instantiate(c) for c in (cfg.get("logger") or {}).values() if c] or False,
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],
@@ -87,7 +90,8 @@ def train(cfg: DictConfig) -> dict:
     ckpt_dir = run_dir / "checkpoints"
     resume = resume_checkpoint(cfg.get("ckpt_path"), ckpt_dir)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        with interrupt.installed(trainer.world_size == 1):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     except SystemExit as stop:  # how Lightning ends a fit stopped by SIGTERM or Ctrl+C
         by = _stopped_by(stop)
         if by is None or not trainer.interrupted:

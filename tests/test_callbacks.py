@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import lightning as L
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ampnet.callbacks import EMA, TimedSnapshots
+from ampnet.callbacks import EMA, DeferredInterrupt, TimedSnapshots
 
 
 class Line(L.LightningModule):
@@ -130,3 +131,49 @@ def test_a_step_budget_ending_mid_epoch_still_takes_the_last_snapshot(tmp_path):
     trainer, taken = _snapshot_fit(tmp_path, [], max_epochs=10, max_steps=10)
     assert trainer.global_step == 10
     assert [(t["epoch"], t["step"]) for t in taken] == [(2, 8), (3, 10)]
+
+
+class Press(L.Callback):
+    """Ctrl+C as the handler sees it, in the middle of the step with index ``at``."""
+
+    def __init__(self, interrupt: DeferredInterrupt, at: int, times: int = 1):
+        self.interrupt, self.at, self.times = interrupt, at, times
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        if trainer.global_step == self.at:
+            for _ in range(self.times):
+                self.interrupt.handle(signal.SIGINT, None)
+
+
+def test_ctrl_c_stops_training_at_the_next_batch_boundary(tmp_path):
+    """One press mid-step: that step finishes (its weights updated), then Lightning's own
+    Ctrl+C shutdown; a second press raises at once, in the step."""
+    data = TensorDataset(torch.randn(64, 3), torch.randn(64, 1))
+    for times, steps in ((1, 4), (2, 3)):
+        interrupt = DeferredInterrupt()
+        trainer = L.Trainer(max_epochs=5, callbacks=[interrupt, Press(interrupt, 3, times)],
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            trainer.fit(Line(), DataLoader(data, batch_size=4))
+        assert isinstance(stop.value.__context__, KeyboardInterrupt)
+        assert trainer.interrupted and trainer.global_step == steps
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning's shutdown ignored it
+
+
+def test_the_deferred_handler_stands_in_for_pythons_only_for_its_block():
+    interrupt = DeferredInterrupt()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with interrupt.installed():
+            assert signal.getsignal(signal.SIGINT) == interrupt.handle
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with interrupt.installed(enabled=False):  # several processes
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job's: left ignored
+        with interrupt.installed():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

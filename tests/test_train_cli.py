@@ -166,9 +166,12 @@ def test_a_stopped_training_fails_and_says_how_to_resume(tmp_path, make_pair, si
     cmd = [sys.executable, "-m", "ampnet.train", *FAST, *pair_args(inp, out),
            f"hydra.run.dir={run_dir}", "trainer.max_epochs=100000"]  # fmt: skip
     last = run_dir / "checkpoints" / "last.ckpt"
+    # PYTHONFAULTHANDLER: a run still going 120 s after the signal is sent SIGABRT, which
+    # prints every thread's stack to its stderr, the failure's message
+    env = dict(user_env(), PYTHONFAULTHANDLER="1")
     with open(tmp_path / "stderr.txt", "w") as err:
         # as from a terminal: a shell's background job (CI, nohup) starts with SIGINT ignored
-        proc = subprocess.Popen(cmd, cwd=REPO, env=user_env(), stdout=subprocess.DEVNULL, stderr=err,
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         try:
             deadline = time.monotonic() + 300
@@ -177,7 +180,13 @@ def test_a_stopped_training_fails_and_says_how_to_resume(tmp_path, make_pair, si
                 assert time.monotonic() < deadline, "no epoch finished in 300 s"
                 time.sleep(0.2)
             proc.send_signal(sig)
-            proc.wait(timeout=120)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(timeout=30)
+                pytest.fail("still running 120 s after the signal; its stacks:\n"
+                            + (tmp_path / "stderr.txt").read_text()[-6000:])  # fmt: skip
         finally:
             proc.kill()
     stderr = (tmp_path / "stderr.txt").read_text()
