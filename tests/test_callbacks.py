@@ -149,16 +149,19 @@ def test_ctrl_c_stops_training_at_the_next_batch_boundary(tmp_path):
     """One press mid-step: that step finishes (its weights updated), then Lightning's own
     Ctrl+C shutdown; a second press raises at once, in the step."""
     data = TensorDataset(torch.randn(64, 3), torch.randn(64, 1))
-    for times, steps in ((1, 4), (2, 3)):
-        interrupt = DeferredInterrupt()
-        trainer = L.Trainer(max_epochs=5, callbacks=[interrupt, Press(interrupt, 3, times)],
-                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
-        with pytest.raises(SystemExit) as stop:
-            trainer.fit(Line(), DataLoader(data, batch_size=4))
-        assert isinstance(stop.value.__context__, KeyboardInterrupt)
-        assert trainer.interrupted and trainer.global_step == steps
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning's shutdown ignored it
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        for times, steps in ((1, 4), (2, 3)):
+            interrupt = DeferredInterrupt()
+            trainer = L.Trainer(max_epochs=5, callbacks=[interrupt, Press(interrupt, 3, times)],
+                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+            with pytest.raises(SystemExit) as stop:
+                trainer.fit(Line(), DataLoader(data, batch_size=4))
+            assert isinstance(stop.value.__context__, KeyboardInterrupt)
+            assert trainer.interrupted and trainer.global_step == steps
+    finally:
+        signal.signal(signal.SIGINT, before)  # Lightning's shutdown set it to be ignored
 
 
 def test_the_deferred_handler_stands_in_for_pythons_only_for_its_block():
