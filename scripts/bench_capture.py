@@ -67,6 +67,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import soundfile as sf
@@ -503,7 +504,7 @@ def merge(files: list[Path], out: Path) -> None:
     print(f"\nwrote {out / 'bench_capture.json'} and esr_vs_time_*.png in {out}")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(message, file=sys.stderr)
     sys.exit(2)
 
@@ -546,13 +547,16 @@ def main() -> None:
         merge(args.merge, args.out)
         return
     if not (SHARED / "di.wav").is_file():
-        sys.exit(f"bench_capture: {SHARED / 'di.wav'} not found; set AMPNET_SHARED_DATA")
+        fail(
+            f"bench_capture: {SHARED / 'di.wav'} not found; "
+            "set AMPNET_SHARED_DATA to the shared data folder"
+        )
     if (
         any(t.startswith("nam") for t in args.tools)
         and shutil.which("taskset") is None
         and args.jobs > 1
     ):
-        sys.exit("bench_capture: --jobs > 1 needs taskset (util-linux)")
+        fail("bench_capture: --jobs > 1 needs taskset (util-linux); install it or use --jobs 1")
     args.out.mkdir(parents=True, exist_ok=True)
     earlier_file = args.out / "bench_capture.json"
     earlier = json.loads(earlier_file.read_text()) if earlier_file.is_file() else {}
@@ -606,7 +610,10 @@ def main() -> None:
     same_signal = earlier.get("reamp") == str(reamp)
     kept = [r for r in earlier.get("rows", []) if same_signal]
     if args.reuse_nam and not any(r["tool"].startswith("nam") for r in kept):
-        sys.exit(f"bench_capture: no NAM rows for {reamp.name} in {earlier_file}")
+        fail(
+            f"bench_capture: no NAM rows for {reamp.name} in {earlier_file}; "
+            "run without --reuse-nam"
+        )
     results = {"reamp": str(reamp), "seconds": sf.info(reamp).duration, "jobs": args.jobs,
                "rows": [], "goals": {}}  # fmt: skip
     for capture in sorted({*args.captures, *(r["capture"] for r in kept)}):

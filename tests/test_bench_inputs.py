@@ -1,0 +1,28 @@
+"""The benchmarks refuse missing reference data with one line and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+@pytest.mark.parametrize("script", ["bench_capture.py", "bench_training.py"])
+def test_benchmark_without_the_shared_data_says_where_to_point_it(script, tmp_path):
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "AMPNET_SHARED_DATA": str(empty)}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(empty / "di.wav") in lines[0], lines
+    assert "AMPNET_SHARED_DATA" in lines[0] and "Traceback" not in result.stderr
+    assert not out.exists()
