@@ -159,6 +159,17 @@ def test_experiment_demo_composes(tmp_path):
     assert cfg.model == compose_train([], tmp_path).model and cfg.trainer.max_epochs == 12
 
 
+def test_the_default_loss_is_nmse_and_nmse_pre_adds_the_pre_emphasised_error(tmp_path):
+    """conf/train.yaml keeps loss=nmse: loss=nmse_pre won HT40 but lost TS9 on new playing
+    (README, "The pre-emphasised loss again"); both take their scale from the data."""
+    plain = instantiate(compose_train([], tmp_path).loss, signal_power=2.0)
+    assert plain.weights == {"nmse": 1.0}
+    cfg = compose_train(["loss=nmse_pre"], tmp_path)
+    pre = instantiate(cfg.loss, signal_power=2.0, pre_signal_power=0.5)
+    assert pre.weights == {"nmse": 1.0, "nmse_pre": 1.0} and pre.pre_emphasis.kind == "hp"
+    assert pre.pre_emphasis.kernel.flatten().tolist() == pytest.approx([-0.85, 1.0])
+
+
 def test_experiment_recurrent_sets_the_recurrent_recipe_and_leaves_the_model_choice(tmp_path):
     cfg = compose_train(["experiment=recurrent"], tmp_path)
     assert cfg.model._target_ == "ampnet.models.GRU" and cfg.optim.optimizer.lr == 0.005
