@@ -35,11 +35,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import soundfile as sf
 import torch
+
+from ampnet.errors import AmpnetError, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AMPNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -154,12 +155,6 @@ def score(
     return out
 
 
-def fail(message: str) -> NoReturn:
-    """Bad input: one line on stderr, exit status 2."""
-    print(message, file=sys.stderr)
-    sys.exit(2)
-
-
 def run(cmd: list[str], log: Path, cwd: Path = REPO) -> float:
     """Run ``cmd`` with its output to ``log``; its wall time in seconds."""
     started = time.perf_counter()
@@ -189,7 +184,7 @@ def bench_nam(capture: str, out: Path, train_stop: float, epochs: int, a2: bool 
         (work / name).write_text(json.dumps(config, indent=2))
     nam_full = shutil.which("nam-full", path=str(Path(sys.executable).parent))
     if nam_full is None:
-        fail("bench_training: nam-full not found; run make install (bench extra)")
+        raise AmpnetError("bench_training: nam-full not found; run make install (bench extra)")
     cmd = [nam_full, *(str(work / n) for n in configs), str(work / "runs"), "--no-show"]
     cmd.append("--no-plots")
     wall = run(cmd, work / "log.txt")
@@ -212,10 +207,14 @@ def reused_nam(rows: list[dict], capture: str, source: Path, a2: bool = False) -
     for row in rows:
         if row["tool"].removesuffix(" (reused)") == name and row["capture"] == capture:
             if not Path(row["model"]).is_file():
-                fail(f"bench_training: {row['model']} is gone; run without --reuse-nam")
+                raise AmpnetError(
+                    f"bench_training: {row['model']} is gone; run without --reuse-nam"
+                )
             keep = ("wall_s", "steps", "samples", "model", "sizes")
             return {"tool": f"{name} (reused)", **{k: row.get(k) for k in keep}}
-    fail(f"bench_training: no {name} row for {capture} in {source}; run without --reuse-nam")
+    raise AmpnetError(
+        f"bench_training: no {name} row for {capture} in {source}; run without --reuse-nam"
+    )
 
 
 def bench_ampnet(
@@ -263,6 +262,7 @@ def fmt(x: float | None, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["ts9_pushed", "ht40_highgain"])
@@ -283,7 +283,7 @@ def main() -> None:
     earlier = args.out / "bench_training.json"
     earlier_rows = json.loads(earlier.read_text()) if args.reuse_nam and earlier.is_file() else []
     if not (SHARED / "di.wav").is_file():
-        fail(
+        raise AmpnetError(
             f"bench_training: {SHARED / 'di.wav'} not found; "
             "set AMPNET_SHARED_DATA to the shared data folder"
         )
