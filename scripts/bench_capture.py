@@ -54,6 +54,7 @@ one table, with the ratios and plots, as if they were one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.resources
 import json
@@ -95,7 +96,9 @@ def make_signal(out: Path, minutes: float | None, seed: int, extra: list[str]) -
     if not path.is_file():
         cmd = [sys.executable, "-m", "ampnet.capture", "-o", str(path), "--seed", str(seed)]
         cmd += ["--minutes", str(minutes)] if minutes else []
-        subprocess.run([*cmd, *extra], cwd=REPO, check=True)
+        done = subprocess.run([*cmd, *extra], cwd=REPO)
+        if done.returncode:  # ampnet.capture has said why (bad input: one line, status 2)
+            sys.exit(done.returncode)
     return path
 
 
@@ -557,11 +560,18 @@ def main() -> None:
         and args.jobs > 1
     ):
         fail("bench_capture: --jobs > 1 needs taskset (util-linux); install it or use --jobs 1")
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     earlier_file = args.out / "bench_capture.json"
     earlier = json.loads(earlier_file.read_text()) if earlier_file.is_file() else {}
 
-    reamp = make_signal(args.out, args.minutes, args.seed, shlex.split(args.capture_args))
+    try:
+        reamp = make_signal(args.out, args.minutes, args.seed, shlex.split(args.capture_args))
+    except SystemExit:
+        if created:  # leave no empty folder behind; rmdir refuses one that holds anything
+            with contextlib.suppress(OSError):
+                args.out.rmdir()
+        raise
     print(f"reamp signal: {reamp} ({sf.info(reamp).duration:.1f} s)", flush=True)
     variants = ([] if args.no_defaults else [("defaults", [])]) + [
         (v[0], v[1:]) for v in args.ampnet
