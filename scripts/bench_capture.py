@@ -68,13 +68,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from ampnet.atomic import atomic_output
+from ampnet.errors import AmpnetError, exit_on_user_error
 from ampnet.formats import load_model_file
 from ampnet.report.metrics import ESR_BAND_KEYS, compare_signals
 from ampnet.stream import render
@@ -470,24 +470,28 @@ def merge(files: list[Path], out: Path) -> None:
     runs = []
     for f in files:
         if not f.is_file():
-            fail(f"bench_capture: {f} not found; give the bench_capture.json of each run to merge")
+            raise AmpnetError(
+                f"bench_capture: {f} not found; give the bench_capture.json of each run to merge"
+            )
         try:
             run = json.loads(f.read_text())
         except json.JSONDecodeError:
             run = None
         if not isinstance(run, dict) or not {"reamp", "rows"} <= set(run):
-            fail(f"bench_capture: {f} is not a bench_capture.json (no 'reamp' and 'rows')")
+            raise AmpnetError(
+                f"bench_capture: {f} is not a bench_capture.json (no 'reamp' and 'rows')"
+            )
         runs.append(run)
     digests = set()
     for f, run in zip(files, runs, strict=True):
         reamp = Path(run["reamp"])
         if not reamp.is_file():
-            fail(
+            raise AmpnetError(
                 f"bench_capture: {f} names {reamp}, which is gone; merge runs whose folders are kept"
             )
         digests.add(hashlib.sha256(reamp.read_bytes()).hexdigest())
     if len(digests) > 1:
-        fail(f"bench_capture: {' and '.join(map(str, files))} were run on different reamp "
+        raise AmpnetError(f"bench_capture: {' and '.join(map(str, files))} were run on different reamp "
              "signals; merge runs of the same --minutes, --seed and --capture-args only")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     rows = [r for run in runs for r in run["rows"]]
@@ -507,14 +511,10 @@ def merge(files: list[Path], out: Path) -> None:
     print(f"\nwrote {out / 'bench_capture.json'} and esr_vs_time_*.png in {out}")
 
 
-def fail(message: str) -> NoReturn:
-    print(message, file=sys.stderr)
-    sys.exit(2)
-
-
 # ---------------------------------------------------------------------------------- main
 
 
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captures", nargs="+", default=list(CAPTURES), choices=list(CAPTURES))
@@ -550,7 +550,7 @@ def main() -> None:
         merge(args.merge, args.out)
         return
     if not (SHARED / "di.wav").is_file():
-        fail(
+        raise AmpnetError(
             f"bench_capture: {SHARED / 'di.wav'} not found; "
             "set AMPNET_SHARED_DATA to the shared data folder"
         )
@@ -559,7 +559,9 @@ def main() -> None:
         and shutil.which("taskset") is None
         and args.jobs > 1
     ):
-        fail("bench_capture: --jobs > 1 needs taskset (util-linux); install it or use --jobs 1")
+        raise AmpnetError(
+            "bench_capture: --jobs > 1 needs taskset (util-linux); install it or use --jobs 1"
+        )
     created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     earlier_file = args.out / "bench_capture.json"
@@ -620,7 +622,7 @@ def main() -> None:
     same_signal = earlier.get("reamp") == str(reamp)
     kept = [r for r in earlier.get("rows", []) if same_signal]
     if args.reuse_nam and not any(r["tool"].startswith("nam") for r in kept):
-        fail(
+        raise AmpnetError(
             f"bench_capture: no NAM rows for {reamp.name} in {earlier_file}; "
             "run without --reuse-nam"
         )

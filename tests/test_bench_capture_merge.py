@@ -72,3 +72,14 @@ def test_merge_refuses_runs_on_different_signals(tmp_path):
     result = _merge(a, b, "--out", tmp_path / "merged")
     assert result.returncode == 2 and "different reamp signals" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "merged").exists()
+
+
+def test_merge_of_a_file_that_is_not_a_bench_capture_json_says_so_in_one_line(tmp_path):
+    a = _run(tmp_path / "a", b"same signal", [_row("ampnet", "x", 0.001, 1.0, [])])
+    other = tmp_path / "notes.json"
+    other.write_text("[1, 2, 3]")
+    result = _merge(a, other, "--out", tmp_path / "merged")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("ampnet: error:") and "not a bench_capture.json" in lines[0]
+    assert str(other) in lines[0] and not (tmp_path / "merged").exists()
