@@ -491,8 +491,10 @@ def merge(files: list[Path], out: Path) -> None:
             )
         digests.add(hashlib.sha256(reamp.read_bytes()).hexdigest())
     if len(digests) > 1:
-        raise AmpnetError(f"bench_capture: {' and '.join(map(str, files))} were run on different reamp "
-             "signals; merge runs of the same --minutes, --seed and --capture-args only")  # fmt: skip
+        raise AmpnetError(
+            f"bench_capture: {' and '.join(map(str, files))} were run on different reamp "
+            "signals; merge runs of the same --minutes, --seed and --capture-args only"
+        )
     out.mkdir(parents=True, exist_ok=True)
     rows = [r for run in runs for r in run["rows"]]
     results = {"reamp": runs[0]["reamp"], "seconds": runs[0]["seconds"],
