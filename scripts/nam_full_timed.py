@@ -16,7 +16,10 @@ so far.
 the newest of the per-epoch checkpoints ``nam-full`` keeps (``checkpoint_epoch_*.ckpt``),
 through Lightning's own ``ckpt_path``: weights, optimiser, learning-rate schedule and its
 best-checkpoint bookkeeping come back; the shuffling order after the restart is a new
-draw. The clock carries on from the last finished epoch, so the work of a part-finished
+draw. NAM's ``PackedBestCheckpoint`` (the best epoch of each submodel of a packed A2,
+which ``nam-full`` exports at the end) keeps its record in memory only, not in Lightning's
+checkpoint; on ``--resume`` it is read back from the ``packed_best.json`` that callback
+writes, so the final container is the best over the whole run, not over its last part. The clock carries on from the last finished epoch, so the work of a part-finished
 epoch (redone after the restart) is not counted twice; the restart's start-up is.
 For ``scripts/bench_capture.py`` (accuracy against training time); needs the ``bench`` extra.
 """
@@ -30,7 +33,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-from nam.train import full
+from nam.train import full, lightning_module
 
 STARTED = time.time()
 
@@ -89,6 +92,24 @@ class TimedExports(pl.Callback):
         write_json(self.folder / "clock.json", self.clock)
 
 
+def restore_packed_best(callbacks: list, outdir: Path) -> int:
+    """Give NAM's ``PackedBestCheckpoint`` back the best epochs a stopped run had found.
+
+    It writes ``packed_best.json`` beside its ``packed_best_submodel_<i>.ckpt`` files after
+    each new best, but has no ``state_dict``, so Lightning's resume leaves it empty and the
+    first validation after a restart would overwrite a better checkpoint. Entries whose
+    checkpoint file is gone are left out. Returns how many submodels were restored.
+    """
+    saved = read_json(outdir / "packed_best.json", {}).get("submodels", [])
+    kept = {int(s["submodel_index"]): s for s in saved if Path(s["checkpoint_path"]).is_file()}
+    packed = getattr(lightning_module, "PackedBestCheckpoint", None)
+    for callback in callbacks:
+        if packed is not None and isinstance(callback, packed):
+            callback.best = dict(kept)
+            return len(kept)
+    return 0
+
+
 def newest_checkpoint(outdir: Path) -> Path | None:
     """The per-epoch checkpoint of the latest epoch ``nam-full`` finished in ``outdir``."""
     found = [
@@ -117,7 +138,14 @@ def main() -> None:
         print(f"nam_full_timed: resuming from {checkpoint}", flush=True)
     snapshots = TimedExports(args.outdir / "snapshots", args.every, carry_on=checkpoint is not None)
     create = full._create_callbacks
-    full._create_callbacks = lambda *a, **k: [*create(*a, **k), snapshots]
+
+    def callbacks(*a, **k) -> list:
+        made = create(*a, **k)
+        if checkpoint is not None and (n := restore_packed_best(made, args.outdir)):
+            print(f"nam_full_timed: kept the best epochs of {n} packed submodels", flush=True)
+        return [*made, snapshots]
+
+    full._create_callbacks = callbacks
     full.main(*configs, args.outdir, no_show=True, make_plots=False)
 
 

@@ -48,7 +48,7 @@ MODEL = {
 }
 
 
-def configs(folder: Path, epochs: int) -> list[Path]:
+def configs(folder: Path, epochs: int, model: dict) -> list[Path]:
     x = (0.3 * np.random.default_rng(0).standard_normal(int(3.4 * RATE))).astype(np.float32)
     x[int(2.5 * RATE) : int(2.9 * RATE)] = 0.0  # NAM wants 0.4 s of silence before validation
     sf.write(folder / "x.wav", x, RATE, subtype="FLOAT")
@@ -65,14 +65,15 @@ def configs(folder: Path, epochs: int) -> list[Path]:
         "trainer_fit_kwargs": {},
     }
     paths = []
-    for name, config in (("data", data), ("model", MODEL), ("learning", learning)):
+    for name, config in (("data", data), ("model", model), ("learning", learning)):
         paths.append(folder / f"{name}.json")
         paths[-1].write_text(json.dumps(config))
     return paths
 
 
-def run(folder: Path, epochs: int, *extra: str) -> str:
-    cmd = [sys.executable, str(SCRIPT), *map(str, configs(folder, epochs)), str(folder / "runs")]
+def run(folder: Path, epochs: int, *extra: str, model: dict = MODEL) -> str:
+    paths = configs(folder, epochs, model)
+    cmd = [sys.executable, str(SCRIPT), *map(str, paths), str(folder / "runs")]
     done = subprocess.run([*cmd, "--every", "2", *extra], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout + done.stderr
@@ -110,3 +111,47 @@ def test_a_stopped_nam_run_resumes_where_it_stopped_and_its_clock_carries_on(tmp
     run(tmp_path, 1)
     again = json.loads((tmp_path / "runs" / "snapshots" / "clock.json").read_text())
     assert [c["epoch"] for c in again] == [1]
+
+
+def packed_model() -> dict:
+    """NAM's packed A2 shape (two WaveNets of different widths in one container), tiny."""
+
+    def submodel(name: str, channels: int) -> dict:
+        layers = {"input_size": 1, "condition_size": 1, "channels": channels,
+                  "kernel_sizes": [3, 3, 3], "dilations": [1, 2, 4], "activation": "LeakyReLU",
+                  "gated": False, "head": {"out_channels": 1, "kernel_size": 2, "bias": True}}  # fmt: skip
+        return {"name": name, "config": {"layers_configs": [layers], "head_scale": 0.02}}
+
+    return {
+        "net": {
+            "name": "PackedWaveNet",
+            "config": {
+                "submodels": [submodel("channels_2", 2), submodel("channels_4", 4)],
+                "export": {"container_max_values": "uniform"},
+            },
+        },
+        "loss": {"val_loss": "esr"},
+        "optimizer": {"lr": 0.004},
+        "lr_scheduler": {"class": "ExponentialLR", "kwargs": {"gamma": 0.9}},
+    }
+
+
+@pytest.mark.slow
+def test_a_resumed_packed_run_keeps_the_best_epochs_found_before_the_stop(tmp_path):
+    run(tmp_path, 2, model=packed_model())
+    runs = tmp_path / "runs"
+    record = json.loads((runs / "packed_best.json").read_text())
+    assert [s["submodel_name"] for s in record["submodels"]] == ["channels_2", "channels_4"]
+    # Stand for a first part whose best epochs no later epoch beats: NAM's callback must
+    # keep them (and their checkpoint files) after the restart, as an unbroken run would.
+    for s in record["submodels"]:
+        s["best_metric"] = 1e-12
+    (runs / "packed_best.json").write_text(json.dumps(record))
+    files = {p.name: p.read_bytes() for p in runs.glob("packed_best_submodel_*.ckpt")}
+    assert len(files) == 2
+
+    log = run(tmp_path, 4, "--resume", model=packed_model())
+    assert "kept the best epochs of 2 packed submodels" in log
+    assert json.loads((runs / "packed_best.json").read_text()) == record
+    assert {p.name: p.read_bytes() for p in runs.glob("packed_best_submodel_*.ckpt")} == files
+    assert (runs / "model.nam").is_file()
