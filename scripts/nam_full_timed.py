@@ -19,8 +19,9 @@ best-checkpoint bookkeeping come back; the shuffling order after the restart is 
 draw. NAM's ``PackedBestCheckpoint`` (the best epoch of each submodel of a packed A2,
 which ``nam-full`` exports at the end) keeps its record in memory only, not in Lightning's
 checkpoint; on ``--resume`` it is read back from the ``packed_best.json`` that callback
-writes, so the final container is the best over the whole run, not over its last part. The clock carries on from the last finished epoch, so the work of a part-finished
-epoch (redone after the restart) is not counted twice; the restart's start-up is.
+writes, so the final container is the best over the whole run, not over its last part.
+The clock carries on from the last finished epoch, so the work of a part-finished epoch
+(redone after the restart) is not counted twice; the restart's start-up is.
 For ``scripts/bench_capture.py`` (accuracy against training time); needs the ``bench`` extra.
 """
 
